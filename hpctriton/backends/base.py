@@ -1,0 +1,71 @@
+"""The one small interface every scheduler backend implements.
+
+Adding a scheduler (PBS, HTCondor, …) is one new module in this package:
+
+1. Subclass :class:`Backend`, set ``name`` and ``template`` (a Jinja2 file in
+   ``templates/`` that ``{% extends "job.sh.j2" %}`` and fills the ``directives``,
+   ``task_index`` and ``job_id`` blocks: how the scheduler is told what to run, how a
+   task learns its index, and what it reports as its job id).
+2. Render: override :meth:`directives` (scheduler lines at the top of ``job.sh``) and
+   :meth:`extra_files` (files beside it, such as DiCOS's ``submit.sh``). Never change
+   the inputs; quote every value with :mod:`hpctriton.quoting`.
+3. Run: :meth:`submit` stages nothing itself (the caller has copied the bundle to
+   ``remote_dir``); it runs the scheduler's submit command through the transport and
+   returns the jobs it created. :meth:`poll` answers for *all* jobs of a run in one
+   scheduler call. :meth:`cancel` cancels them. :meth:`prepare_collect` makes the
+   results reachable under ``remote_dir/results`` when the scheduler keeps them
+   elsewhere (DiCOS's ``getoutput``).
+4. Register it: add ``"name": "hpctriton.backends.module:Class"`` to ``_REGISTRY`` in
+   ``hpctriton/backends/__init__.py``; nothing outside the backend module branches on
+   its name.
+
+Every job script writes ``results/<task>/state.json`` itself (see the README); a
+backend's scheduler queries are only a hint for jobs that never started or vanished.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..config import ClusterConfig, Config
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a backend may read while rendering one bundle."""
+
+    config: Config
+    cluster_name: str | None
+    cluster: ClusterConfig
+    run_id: str
+    n_tasks: int
+    #: Extra values for the template (set by the generic renderer).
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):  # noqa: B024 - every method has a sensible default; the class is the contract
+    """A scheduler: how a bundle is rendered for it, submitted, watched and collected."""
+
+    #: The name used in ``backend:`` and ``--backend``.
+    name: ClassVar[str]
+    #: The job template in ``templates/``.
+    template: ClassVar[str]
+    #: How a user runs the bundle by hand, from inside its folder.
+    manual_command: ClassVar[str] = "bash job.sh"
+
+    # ------------------------------------------------------------------ render
+
+    def directives(self, ctx: RenderContext) -> list[str]:
+        """Scheduler lines placed right after ``#!/bin/bash`` (already quoted)."""
+        return []
+
+    def extra_files(self, ctx: RenderContext) -> dict[str, str]:
+        """Other files of the bundle: name -> text."""
+        return {}
+
+    def how_to_run(self, ctx: RenderContext) -> str:
+        """One comment line for ``job.sh`` saying how to run it by hand."""
+        return f"Run from inside this folder: {self.manual_command}"

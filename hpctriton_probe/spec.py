@@ -1,0 +1,360 @@
+"""What the probe runs: the typed form of ``spec.json``.
+
+These dataclasses are the single definition of the server, probe settings and check
+options. The probe validates ``spec.json`` against them with the small stdlib
+validator below (it may import nothing but the standard library, tritonclient and
+numpy); ``hpctriton.config`` uses the very same classes as pydantic field types, so
+the YAML file, the JSON Schema and the probe can never disagree about an option.
+
+Python 3.8 compatible: annotations use ``typing`` generics, evaluated by
+``typing.get_type_hints``.
+"""
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+SPEC_SCHEMA_VERSION = 1
+PROTOCOLS = ("http", "grpc")
+
+#: Field metadata marking a value as a file path (or a mapping of names to paths):
+#: ``hpctriton render`` copies such files into the bundle and rewrites the path.
+FILE = {"file": True}
+
+
+class SpecError(ValueError):
+    """``spec.json`` (or a config value built from it) is not valid; exit code 2."""
+
+
+def _forbid_extra() -> Dict[str, Any]:
+    # Read by pydantic when hpctriton validates these dataclasses; plain data here.
+    return {"extra": "forbid"}
+
+
+def _check_port(name: str, value: Optional[int]) -> None:
+    if value is not None and not (1 <= value <= 65535):
+        raise SpecError(f"{name} must be between 1 and 65535, got {value}")
+
+
+def _check_positive(name: str, value: Optional[float], allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        raise SpecError("{} must be {}, got {}".format(
+            name, "zero or more" if allow_zero else "greater than zero", value))
+
+
+def _check_protocols(protocols: List[str]) -> None:
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise SpecError("protocol {!r} is not one of {}".format(p, ", ".join(PROTOCOLS)))
+
+
+@dataclass
+class TLSSpec:
+    """TLS towards the server: HTTPS for HTTP, SSL channel credentials for gRPC.
+
+    Paths are as seen by the probe (inside the job: relative to the bundle).
+    """
+
+    __pydantic_config__ = _forbid_extra()
+    ca: Optional[str] = field(default=None, metadata=FILE)
+    cert: Optional[str] = field(default=None, metadata=FILE)
+    key: Optional[str] = field(default=None, metadata=FILE)
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise SpecError("cert and key must be given together")
+
+
+@dataclass
+class ServerSpec:
+    """The Triton server under test."""
+
+    __pydantic_config__ = _forbid_extra()
+    host: str
+    http_port: Optional[int] = None
+    grpc_port: Optional[int] = None
+    metrics_port: Optional[int] = None
+    tls: Optional[TLSSpec] = None
+    #: Extra request headers. ``${VAR}`` is expanded from the job's environment at
+    #: run time, so secrets never land in a file.
+    headers: Dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.host or self.host != self.host.strip():
+            raise SpecError(f"host must be a non-empty host name, got {self.host!r}")
+        for name in ("http_port", "grpc_port", "metrics_port"):
+            _check_port(name, getattr(self, name))
+        if self.http_port is None and self.grpc_port is None:
+            raise SpecError("give http_port or grpc_port (or both)")
+
+    def url(self, protocol: str) -> Optional[str]:
+        """``host:port`` for ``http``, ``grpc`` or ``metrics``; None when not configured."""
+        port = getattr(self, protocol + "_port")
+        if port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{port}"
+
+
+@dataclass
+class ProbeSettings:
+    """How patient the probe is. Per-check ``timeout_s`` overrides ``timeout_s``."""
+
+    __pydantic_config__ = _forbid_extra()
+    timeout_s: float = 10.0
+    #: Attempts after the first for a server that refuses connections (still starting).
+    retries: int = 2
+    #: First wait between attempts; doubles each time.
+    retry_backoff_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_positive("timeout_s", self.timeout_s)
+        _check_positive("retries", self.retries, allow_zero=True)
+        _check_positive("retry_backoff_s", self.retry_backoff_s, allow_zero=True)
+
+
+@dataclass
+class CheckOptions:
+    """Options every check accepts."""
+
+    __pydantic_config__ = _forbid_extra()
+    #: Overrides ``probe.timeout_s`` for this check.
+    timeout_s: Optional[float] = None
+    protocols: List[str] = field(default_factory=lambda: list(PROTOCOLS))
+
+    def __post_init__(self) -> None:
+        _check_positive("timeout_s", self.timeout_s)
+        _check_protocols(self.protocols)
+
+
+@dataclass
+class HealthOptions(CheckOptions):
+    """Server live, server ready, each model ready."""
+
+
+@dataclass
+class MetadataOptions(CheckOptions):
+    """Server metadata; per model, metadata and config."""
+
+
+@dataclass
+class KeepaliveOptions(CheckOptions):
+    """gRPC channel with keepalive (tritonclient ``KeepAliveOptions``)."""
+
+    protocols: List[str] = field(default_factory=lambda: ["grpc"])
+    keepalive_time_s: float = 10.0
+    keepalive_timeout_s: float = 20.0
+    permit_without_calls: bool = False
+    max_pings_without_data: int = 2
+    #: Calls made on the one channel.
+    calls: int = 3
+    #: Spread the calls over this many seconds; 0 = back to back.
+    period_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        CheckOptions.__post_init__(self)
+        if self.protocols != ["grpc"]:
+            raise SpecError("keepalive is a gRPC check: protocols must be [grpc]")
+        _check_positive("keepalive_time_s", self.keepalive_time_s)
+        _check_positive("keepalive_timeout_s", self.keepalive_timeout_s)
+        _check_positive("max_pings_without_data", self.max_pings_without_data, allow_zero=True)
+        _check_positive("calls", self.calls)
+        _check_positive("period_s", self.period_s, allow_zero=True)
+
+
+@dataclass
+class InferOptions(CheckOptions):
+    """A real inference per model, outputs checked."""
+
+    batch_size: int = 1
+    #: Dimensions for inputs with dynamic (-1) dims, by input name.
+    shapes: Dict[str, List[int]] = field(default_factory=dict)
+    #: perf_analyzer-style input-data JSON; one file, or one per model name.
+    input_data: Union[str, Dict[str, str], None] = field(default=None, metadata=FILE)
+    #: Expected outputs JSON (same layout as input_data), compared value by value.
+    expected_outputs: Union[str, Dict[str, str], None] = field(default=None, metadata=FILE)
+
+    def __post_init__(self) -> None:
+        CheckOptions.__post_init__(self)
+        _check_positive("batch_size", self.batch_size)
+        for name, dims in self.shapes.items():
+            if any(d <= 0 for d in dims):
+                raise SpecError(f"shapes.{name}: every dimension must be > 0, got {dims}")
+
+
+@dataclass
+class StatisticsOptions(CheckOptions):
+    """Triton's statistics API per model, before and after the other checks."""
+
+
+@dataclass
+class MetricsOptions(CheckOptions):
+    """Prometheus endpoint: ``nv_inference_*`` per model and the batching ratio."""
+
+    protocols: List[str] = field(default_factory=lambda: ["http"])
+    path: str = "/metrics"
+
+
+#: Check name -> its options class. The order is the default suite's order.
+CHECK_OPTIONS = {
+    "health": HealthOptions,
+    "metadata": MetadataOptions,
+    "keepalive": KeepaliveOptions,
+    "infer": InferOptions,
+    "statistics": StatisticsOptions,
+    "metrics": MetricsOptions,
+}  # type: Dict[str, Any]
+
+DEFAULT_CHECKS = ["health", "metadata", "keepalive", "infer", "statistics", "metrics"]
+
+
+@dataclass
+class CheckSpec:
+    """One check to run and its options."""
+
+    name: str
+    options: Any = None
+
+    def __post_init__(self) -> None:
+        if self.name not in CHECK_OPTIONS:
+            raise SpecError("unknown check {!r}; valid checks: {}".format(
+                self.name, ", ".join(CHECK_OPTIONS)))
+        if self.options is None:
+            self.options = CHECK_OPTIONS[self.name]()
+
+
+@dataclass
+class TaskSpec:
+    """Everything one task (one array element, one DiCOS job) runs."""
+
+    task: int
+    server: ServerSpec
+    models: List[str]
+    checks: List[CheckSpec]
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    #: The sweep point this task runs (dotted key -> value); empty without a sweep.
+    point: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Spec:
+    """The whole ``spec.json``."""
+
+    schema_version: int
+    run_id: str
+    tasks: List[TaskSpec]
+
+    def task(self, index: int) -> TaskSpec:
+        for t in self.tasks:
+            if t.task == index:
+                return t
+        raise SpecError("task {} is not in spec.json (tasks: {})".format(
+            index, ", ".join(str(t.task) for t in self.tasks) or "none"))
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against annotation ``tp``; build dataclasses from dicts."""
+    origin = getattr(tp, "__origin__", None)
+    args = tuple(getattr(tp, "__args__", ()) or ())  # type: Tuple[Any, ...]
+    if tp is Any:
+        return value
+    if origin is Union:
+        errors = []
+        for alt in args:
+            try:
+                return _convert(alt, value, path)
+            except SpecError as exc:
+                errors.append(str(exc))
+        raise SpecError("{}: expected one of {}, got {!r}".format(
+            path, " | ".join(_type_name(a) for a in args), value))
+    if tp is type(None):
+        if value is not None:
+            raise SpecError(f"{path}: expected null, got {value!r}")
+        return None
+    if origin in (list, List):
+        if not isinstance(value, list):
+            raise SpecError(f"{path}: expected a list, got {value!r}")
+        return [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise SpecError(f"{path}: expected a mapping, got {value!r}")
+        return {_convert(args[0], k, path): _convert(args[1], v, f"{path}.{k}")
+                for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise SpecError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    raise SpecError(f"{path}: cannot check type {tp}")  # pragma: no cover
+
+
+def from_dict(cls: Any, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from plain JSON data; unknown keys are errors."""
+    where = path or cls.__name__
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError("{}: unknown key(s) {}; valid keys: {}".format(
+            where, ", ".join(unknown), ", ".join(fields)))
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in data:
+            if cls is CheckSpec and name == "options":
+                opts_cls = CHECK_OPTIONS.get(str(data.get("name")))
+                kwargs[name] = from_dict(opts_cls, data[name] or {}, sub) if opts_cls else None
+            else:
+                kwargs[name] = _convert(hints[name], data[name], sub)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SpecError(f"{where}: missing required key {name!r}")
+    try:
+        return cls(**kwargs)
+    except SpecError as exc:
+        if not path:
+            raise
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain JSON data for a dataclass tree (inverse of ``from_dict``)."""
+    return dataclasses.asdict(obj)
+
+
+def load_spec(path: str) -> Spec:
+    """Read and validate ``spec.json``; any problem is a ``SpecError``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read spec {path}: {exc}") from None
+    spec = from_dict(Spec, data)
+    if spec.schema_version != SPEC_SCHEMA_VERSION:
+        raise SpecError(f"spec {path} has schema_version {spec.schema_version}; "
+                        f"this probe reads version {SPEC_SCHEMA_VERSION}")
+    return spec

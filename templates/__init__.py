@@ -1,0 +1,1 @@
+"""Jinja2 job templates, shipped inside the wheel as ``hpctriton.templates``."""

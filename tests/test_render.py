@@ -1,0 +1,198 @@
+"""Rendering bundles: golden files for the examples, layout, atomicity, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hpctriton.backends.dicos import dicos_name
+from hpctriton.bundle import render_bundle
+from hpctriton.config import config_from_data, load_config
+from hpctriton.errors import ConfigError, RenderError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+RUN_ID = "20260101-000000-golden-abcd"
+UPDATE = os.environ.get("HPCTRITON_UPDATE_GOLDEN") == "1"
+
+
+def normalized(text: str) -> str:
+    return text.replace(sys.executable, "<python>")
+
+
+@pytest.mark.parametrize("example", ["asgc-slurm", "asgc-dicos", "local"])
+def test_examples_render_to_their_golden_bundles(example: str, tmp_path: Path) -> None:
+    bundle = render_bundle(load_config(EXAMPLES / f"{example}.yaml"), tmp_path / "b",
+                           run_id=RUN_ID)
+    names = ["job.sh", "spec.json", "submit.sh"]
+    for name in names:
+        path = bundle.path / name
+        golden = GOLDEN / example / name
+        if not path.exists():
+            assert not golden.exists(), f"{name} no longer rendered for {example}"
+            continue
+        text = normalized(path.read_text())
+        if UPDATE:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(text)
+        assert golden.exists(), f"no golden file {golden}: run with HPCTRITON_UPDATE_GOLDEN=1"
+        assert text == golden.read_text(), f"{example}/{name} differs from its golden file"
+
+
+def test_bundle_layout_and_spec(tmp_path: Path) -> None:
+    bundle = render_bundle(load_config(EXAMPLES / "asgc-slurm.yaml"), tmp_path / "b",
+                           run_id=RUN_ID)
+    assert sorted(p.name for p in bundle.path.iterdir()) == [
+        "job.sh", "probe.pyz", "results", "spec.json"]
+    assert os.access(bundle.path / "job.sh", os.X_OK)
+    spec = json.loads((bundle.path / "spec.json").read_text())
+    assert spec["schema_version"] == 1 and spec["run_id"] == RUN_ID
+    assert [c["name"] for c in spec["tasks"][0]["checks"]] == [
+        "health", "metadata", "keepalive", "infer", "statistics"]
+
+
+def test_probe_zipapp_holds_only_the_probe_package(tmp_path: Path) -> None:
+    bundle = render_bundle(load_config(EXAMPLES / "local.yaml"), tmp_path / "b", run_id=RUN_ID)
+    names = zipfile.ZipFile(bundle.path / "probe.pyz").namelist()
+    assert "__main__.py" in names
+    assert all(n == "__main__.py" or n.startswith("hpctriton_probe/") for n in names)
+    assert not any("numpy" in n or "tritonclient" in n for n in names)
+
+
+def test_probe_zipapp_is_reproducible(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "local.yaml")
+    a = render_bundle(cfg, tmp_path / "a", run_id=RUN_ID)
+    b = render_bundle(cfg, tmp_path / "b", run_id=RUN_ID)
+    assert (a.path / "probe.pyz").read_bytes() == (b.path / "probe.pyz").read_bytes()
+
+
+def test_sweep_renders_one_array(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "asgc-slurm.yaml",
+                      overrides=["sweep={server.host: [gpu01, gpu02, gpu03]}"])
+    bundle = render_bundle(cfg, tmp_path / "b", run_id=RUN_ID)
+    script = (bundle.path / "job.sh").read_text()
+    assert "#SBATCH --array=0-2\n" in script
+    assert "#SBATCH --output=results/slurm-%A_%a.out\n" in script
+    spec = json.loads((bundle.path / "spec.json").read_text())
+    assert [t["server"]["host"] for t in spec["tasks"]] == ["gpu01", "gpu02", "gpu03"]
+    assert spec["tasks"][2]["point"] == {"server.host": "gpu03"}
+
+
+def test_dicos_sweep_uses_an_argument_list(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "asgc-dicos.yaml", overrides=["sweep={models: [[a], [b]]}"])
+    bundle = render_bundle(cfg, tmp_path / "b", run_id=RUN_ID)
+    submit = (bundle.path / "submit.sh").read_text()
+    assert "-A arglist.txt" in submit and " -j " not in submit
+    assert (bundle.path / "arglist.txt").read_text() == "--task 0\n--task 1\n"
+
+
+def test_dicos_names_are_safe_and_short() -> None:
+    name = dicos_name("my triton test with a long name", "20260101-000000-x-1a2b")
+    assert len(name) <= 25 and " " not in name
+    assert name == "my_triton_test_with-1a2b"
+    assert dicos_name("   ", "r-abcd") == "hpct-abcd"
+
+
+def test_backend_flag_overrides_cluster(tmp_path: Path) -> None:
+    bundle = render_bundle(load_config(EXAMPLES / "asgc-slurm.yaml"), tmp_path / "b",
+                           backend="dicos", run_id=RUN_ID)
+    assert bundle.backend == "dicos"
+    assert (bundle.path / "submit.sh").exists()
+
+
+def test_files_named_by_checks_are_copied_into_the_bundle(tmp_path: Path) -> None:
+    (tmp_path / "inputs.json").write_text('{"data": []}')
+    cfg = config_from_data({
+        "server": {"host": "h", "http_port": 1}, "models": ["m"],
+        "checks": [{"infer": {"input_data": "inputs.json",
+                              "expected_outputs": {"m": "/cluster/only/expected.json"}}}],
+        "container": {"runtime": "none"},
+    }, base_dir=tmp_path)
+    bundle = render_bundle(cfg, tmp_path / "b", backend="local", run_id=RUN_ID)
+    spec = json.loads((bundle.path / "spec.json").read_text())
+    options = spec["tasks"][0]["checks"][0]["options"]
+    assert options["input_data"].startswith("files/")
+    assert (bundle.path / options["input_data"]).read_text() == '{"data": []}'
+    assert options["expected_outputs"] == {"m": "/cluster/only/expected.json"}
+
+
+def test_missing_relative_file_is_an_error_and_nothing_is_written(tmp_path: Path) -> None:
+    cfg = config_from_data({
+        "server": {"host": "h", "http_port": 1}, "models": ["m"],
+        "checks": [{"infer": {"input_data": "missing.json"}}], "container": {"runtime": "none"},
+    }, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="file not found"):
+        render_bundle(cfg, tmp_path / "b", backend="local")
+    assert not (tmp_path / "b").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_non_empty_output_is_refused_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "keep").write_text("x")
+    cfg = load_config(EXAMPLES / "local.yaml")
+    with pytest.raises(ConfigError, match="not empty"):
+        render_bundle(cfg, out)
+    assert (out / "keep").exists()
+    render_bundle(cfg, out, force=True)
+    assert not (out / "keep").exists()
+
+
+def test_container_image_required_for_container_runtimes(tmp_path: Path) -> None:
+    cfg = config_from_data({"server": {"host": "h", "http_port": 1}, "models": ["m"]})
+    with pytest.raises(ConfigError) as err:
+        render_bundle(cfg, tmp_path / "b", backend="slurm")
+    assert err.value.field == "container.image"
+    assert not (tmp_path / "b").exists()
+
+
+def test_runtime_none_needs_an_explicit_interpreter_for_remote_clusters(tmp_path: Path) -> None:
+    cfg = config_from_data({"server": {"host": "h", "http_port": 1}, "models": ["m"],
+                            "container": {"runtime": "none"},
+                            "clusters": {"c": {"backend": "slurm", "host": "login"}}})
+    with pytest.raises(ConfigError) as err:
+        render_bundle(cfg, tmp_path / "b")
+    assert err.value.field == "clusters.c.python"
+
+
+def test_newline_in_sbatch_value_is_refused(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "asgc-slurm.yaml",
+                      overrides=['clusters.asgc-slurm.slurm.job_name="a\\nb"'])
+    with pytest.raises(RenderError, match="newline"):
+        render_bundle(cfg, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_unknown_sbatch_extra_option_is_refused(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "asgc-slurm.yaml",
+                      overrides=["clusters.asgc-slurm.slurm.extra=[--frobnicate=1]"])
+    with pytest.raises(ConfigError, match="not a known sbatch option"):
+        render_bundle(cfg, tmp_path / "b")
+
+
+def test_sbatch_extra_options_are_rendered(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "asgc-slurm.yaml",
+                      overrides=["clusters.asgc-slurm.slurm.extra=[--exclusive, --constraint=a b]"])
+    script = (render_bundle(cfg, tmp_path / "b").path / "job.sh").read_text()
+    assert "#SBATCH --exclusive\n" in script
+    assert "#SBATCH --constraint=a\\ b\n" in script
+
+
+def test_bad_run_id_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run id"):
+        render_bundle(load_config(EXAMPLES / "local.yaml"), tmp_path / "b", run_id="a b\n#")
+
+
+def test_rendered_scripts_pass_bash_syntax_check(tmp_path: Path) -> None:
+    for example in ("asgc-slurm", "asgc-dicos", "local"):
+        bundle = render_bundle(load_config(EXAMPLES / f"{example}.yaml"), tmp_path / example)
+        for script in bundle.path.glob("*.sh"):
+            subprocess.run(["bash", "-n", str(script)], check=True)
