@@ -160,6 +160,249 @@ def render(config_path: str, cluster: str | None, backend: str | None,
     click.echo(f"run it by hand: cd {bundle.path} && {how}")
 
 
+def runs_dir_option(f: F) -> F:
+    f = click.option("--runs-dir", type=click.Path(file_okay=False),
+                     help="Folder of run records (default: the config's runs_dir, else "
+                          "$HPCTRITON_RUNS_DIR, else ./hpctriton-runs).")(f)
+    return click.option("-c", "--config", "config_path", default=None,
+                        type=click.Path(dir_okay=False),
+                        help="Read runs_dir from this config (default ./hpctriton.yaml if "
+                             "present).")(f)
+
+
+def open_cli_run(run_ref: str | None, runs_dir: str | None, config_path: str | None) -> Any:
+    from .api import open_run
+
+    config = None
+    path = Path(config_path or DEFAULT_CONFIG)
+    if runs_dir is None and (config_path or path.is_file()):
+        config = load(str(path))
+    return open_run(run_ref, runs_dir=runs_dir, config=config)
+
+
+def print_status(run: Any, status: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {run.run_id} ({run.record.backend} on {run.record.host})")
+    for column in ("task", "state", "job id", "host", "exit", "reason"):
+        table.add_column(column)
+    colours = {"succeeded": "green", "failed": "red", "timeout": "red", "cancelled": "yellow",
+               "running": "cyan", "pending": "blue", "unknown": "magenta"}
+    for task, st in sorted(status.tasks.items()):
+        colour = colours.get(st.state.value, "white")
+        table.add_row(str(task), f"[{colour}]{st.state.value}[/{colour}]", st.job_id, st.host,
+                      "" if st.exit_code is None else str(st.exit_code), st.reason)
+    Console().print(table)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(status.counts().items()))
+    click.echo(f"{run.run_id}: {status.overall.value} ({counts})")
+
+
+def status_json(run: Any, status: Any) -> dict[str, Any]:
+    return {"run_id": run.run_id, "backend": run.record.backend, "host": run.record.host,
+            "overall": status.overall.value, "done": status.done, "counts": status.counts(),
+            "tasks": [s.to_json() for _, s in sorted(status.tasks.items())]}
+
+
+def outcome_code(status: Any) -> int:
+    """0 when every task succeeded (or is still going), 1 when any ended badly."""
+    bad = {"failed", "timeout", "cancelled"}
+    return 1 if any(s.state.value in bad for s in status.tasks.values()) else 0
+
+
+@cli.command()
+@config_option
+@cluster_options
+@set_option
+@click.option("--wait", "wait_", is_flag=True, help="Wait for the jobs, then collect.")
+@click.option("--timeout", "timeout_s", type=float, help="With --wait: give up after this many "
+              "seconds (the jobs keep running).")
+@click.option("--dry-run", is_flag=True, help="Show what would be submitted; write nothing.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), help="Override runs_dir.")
+@json_option
+@handle_errors
+def submit(config_path: str, cluster: str | None, backend: str | None,
+           overrides: tuple[str, ...], wait_: bool, timeout_s: float | None, dry_run: bool,
+           runs_dir: str | None, as_json: bool) -> None:
+    """Render, stage over SSH, submit and record a run (see `hpctriton runs`)."""
+    from .api import SubmitPlan
+    from .api import submit as api_submit
+
+    config = load(config_path, overrides)
+    result = api_submit(config, cluster, backend=backend, dry_run=dry_run, runs_dir=runs_dir)
+    if isinstance(result, SubmitPlan):
+        if as_json:
+            emit_json({"dry_run": True, **result.to_json()})
+        else:
+            click.echo(f"dry run: would submit run {result.run_id} ({result.backend}, "
+                       f"{result.n_tasks} task{'s' if result.n_tasks != 1 else ''}) to "
+                       f"{result.host}:{result.remote_dir}; record in {result.run_dir}")
+        return
+    run = result
+    with run:
+        jobs = ", ".join(j.job_id for j in run.record.jobs)
+        if not as_json:
+            click.echo(f"submitted run {run.run_id}: {run.n_tasks} task"
+                       f"{'s' if run.n_tasks != 1 else ''} as {run.record.backend} job(s) "
+                       f"{jobs} on {run.record.host}")
+        if not wait_:
+            if as_json:
+                emit_json({"run_id": run.run_id, "path": str(run.path),
+                           "remote_dir": run.record.remote_dir,
+                           "jobs": [j.job_id for j in run.record.jobs]})
+            else:
+                click.echo(f"follow it with: hpctriton wait {run.run_id}")
+            return
+        status = run.wait(timeout_s=timeout_s, progress=not as_json)
+        report = run.collect()
+        results = run.results()
+        if as_json:
+            emit_json({**status_json(run, status), "collected": report.to_json(),
+                       "results": results.to_json()})
+        else:
+            print_status(run, status)
+            click.echo(f"collected {len(report.fetched)} task(s) into {report.target}")
+            from .report.terminal import print_results
+
+            print_results(results)
+        sys.exit(max(outcome_code(status), 0 if results.ok else 1))
+
+
+@cli.command()
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@runs_dir_option
+@click.option("--no-scheduler", is_flag=True, help="Read state files only.")
+@json_option
+@handle_errors
+def status(run_ref: str | None, runs_dir: str | None, config_path: str | None,
+           no_scheduler: bool, as_json: bool) -> None:
+    """Show each task's state (RUN defaults to the newest run). Exit 1 if any ended badly."""
+    with open_cli_run(run_ref, runs_dir, config_path) as run:
+        st = run.status(scheduler=not no_scheduler)
+        if as_json:
+            emit_json(status_json(run, st))
+        else:
+            print_status(run, st)
+        sys.exit(outcome_code(st))
+
+
+@cli.command()
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@runs_dir_option
+@click.option("--timeout", "timeout_s", type=float, help="Give up after this many seconds.")
+@click.option("--collect/--no-collect", "do_collect", default=True, show_default=True,
+              help="Collect the results when the run has ended.")
+@json_option
+@handle_errors
+def wait(run_ref: str | None, runs_dir: str | None, config_path: str | None,
+         timeout_s: float | None, do_collect: bool, as_json: bool) -> None:
+    """Wait for a run's tasks to end (state files, scheduler hints at most every 30 s)."""
+    with open_cli_run(run_ref, runs_dir, config_path) as run:
+        st = run.wait(timeout_s=timeout_s, progress=not as_json)
+        collected = run.collect().to_json() if do_collect and st.done else None
+        if as_json:
+            emit_json({**status_json(run, st), "collected": collected})
+        else:
+            print_status(run, st)
+            if collected:
+                click.echo(f"collected into {collected['target']}")
+        sys.exit(outcome_code(st) if st.done else 1)
+
+
+@cli.command()
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@runs_dir_option
+@click.option("--task", "tasks", type=int, multiple=True, help="Only this task (repeatable).")
+@json_option
+@handle_errors
+def cancel(run_ref: str | None, runs_dir: str | None, config_path: str | None,
+           tasks: tuple[int, ...], as_json: bool) -> None:
+    """Cancel a run (or some of its tasks)."""
+    with open_cli_run(run_ref, runs_dir, config_path) as run:
+        run.cancel(list(tasks) or None)
+        if as_json:
+            emit_json({"run_id": run.run_id, "cancelled": list(tasks) or "all"})
+        else:
+            click.echo(f"cancel requested for run {run.run_id}"
+                       + (f" tasks {', '.join(map(str, tasks))}" if tasks else ""))
+
+
+@cli.command()
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@runs_dir_option
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+              help="Collect into this folder instead of the run's results/.")
+@json_option
+@handle_errors
+def collect(run_ref: str | None, runs_dir: str | None, config_path: str | None,
+            out_dir: str | None, as_json: bool) -> None:
+    """Fetch results of ended tasks through one tar stream, verified (RUN: newest)."""
+    with open_cli_run(run_ref, runs_dir, config_path) as run:
+        report = run.collect(out_dir)
+        if as_json:
+            emit_json({"run_id": run.run_id, **report.to_json()})
+            return
+        click.echo(f"run {run.run_id}: fetched {len(report.fetched)} task(s), "
+                   f"{len(report.already)} already here, into {report.target}")
+        if report.unverified:
+            click.echo(f"  without a manifest (killed before finishing?): {report.unverified}")
+        if report.missing:
+            click.echo(f"  nothing to fetch yet for tasks: {report.missing}")
+
+
+@cli.command()
+@runs_dir_option
+@click.option("-n", "--limit", type=int, default=20, show_default=True)
+@json_option
+@handle_errors
+def runs(runs_dir: str | None, config_path: str | None, limit: int, as_json: bool) -> None:
+    """List recorded runs, newest first."""
+    from .runs import list_runs, runs_root
+
+    config = None
+    path = Path(config_path or DEFAULT_CONFIG)
+    if runs_dir is None and (config_path or path.is_file()):
+        config = load(str(path))
+    root = runs_root(runs_dir, config)
+    records = list_runs(root)[:limit]
+    if as_json:
+        emit_json([{"run_id": r.run_id, "backend": r.backend, "cluster": r.cluster,
+                    "host": r.host, "tasks": r.n_tasks, "created_at": r.created_at,
+                    "submitted_at": r.submitted_at, "path": str(r.path),
+                    "jobs": [j.job_id for j in r.jobs]} for r in records])
+        return
+    if not records:
+        click.echo(f"no runs in {root}")
+        return
+    for r in records:
+        jobs = ",".join(j.job_id for j in r.jobs) or "-"
+        click.echo(f"{r.run_id}  {r.backend:<6} {r.n_tasks:>4} task(s)  jobs {jobs}  "
+                   f"{r.host}  {r.created_at}")
+
+
+@cli.command()
+@config_option
+@click.option("--cluster", help="A cluster named under clusters: in the config.")
+@set_option
+@json_option
+@handle_errors
+def doctor(config_path: str, cluster: str | None, overrides: tuple[str, ...],
+           as_json: bool) -> None:
+    """Check the cluster side: SSH and host key, scheduler, workdir, image, server."""
+    from .doctor import run_doctor
+
+    checks = run_doctor(load(config_path, overrides), cluster)
+    failed = [c for c in checks if not c.ok and not c.optional]
+    if as_json:
+        emit_json({"ok": not failed, "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail,
+                                                 "optional": c.optional} for c in checks]})
+    else:
+        for c in checks:
+            mark = "ok  " if c.ok else ("warn" if c.optional else "FAIL")
+            click.echo(f"[{mark}] {c.name}: {c.detail}")
+    sys.exit(3 if failed else 0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     cli.main(args=argv, prog_name="hpctriton")

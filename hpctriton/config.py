@@ -213,6 +213,13 @@ class DicosOptions(_Strict):
     name: str | None = None
 
 
+class LocalOptions(_Strict):
+    """The local backend: tasks run as background processes on the target host."""
+
+    #: Tasks running at once.
+    parallel: int = Field(default=1, ge=1)
+
+
 class ClusterConfig(_Strict):
     """Where jobs go: a backend and, for remote ones, how to reach the login node."""
 
@@ -236,8 +243,12 @@ class ClusterConfig(_Strict):
     prologue: list[str] = Field(default_factory=list)
     #: Exported in the job; values are literal (quoted).
     env: dict[str, str] = Field(default_factory=dict)
+    #: Exported before every command hpctriton runs on the login node (sbatch, dicos…),
+    #: e.g. ``SLURM_CONF``; values are literal (quoted).
+    remote_env: dict[str, str] = Field(default_factory=dict)
     slurm: SlurmOptions = Field(default_factory=SlurmOptions)
     dicos: DicosOptions = Field(default_factory=DicosOptions)
+    local: LocalOptions = Field(default_factory=LocalOptions)
 
     @field_validator("backend")
     @classmethod
@@ -255,7 +266,7 @@ class ClusterConfig(_Strict):
                 raise ValueError("each prologue item is one shell line (no newlines)")
         return value
 
-    @field_validator("env")
+    @field_validator("env", "remote_env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:

@@ -8,7 +8,9 @@
     └── RemoteError                 SSH, scheduler or remote command failed (exit 3)
         ├── TransportError          could not connect / authenticate / host key
         │   └── HostKeyError        unknown or mismatched host key
-        └── CommandError            a remote command failed (command, exit code, stderr)
+        ├── CommandError            a remote command failed (command, exit code, stderr)
+        ├── PartialSubmitError      some submissions were made before one failed
+        └── CollectError            results could not be fetched or did not verify
 
 Only the CLI catches them, prints them plainly and picks the exit code. ``transient``
 tells a caller whether trying again may help.
@@ -17,6 +19,7 @@ tells a caller whether trying again may help.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class HpctritonError(Exception):
@@ -99,3 +102,15 @@ class CommandError(RemoteError):
         if tail:
             text += "\n" + "\n".join("  " + ln for ln in tail.splitlines()[-20:])
         super().__init__(text)
+
+
+class PartialSubmitError(RemoteError):
+    """A submission failed after earlier ones (of the same run) succeeded."""
+
+    def __init__(self, message: str, made: list[Any]) -> None:
+        super().__init__(message)
+        self.made = made
+
+
+class CollectError(RemoteError):
+    """Results could not be fetched, or fetched files did not match their manifest."""

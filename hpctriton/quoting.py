@@ -5,10 +5,12 @@ Two grammars matter:
 * the shell (``job.sh``, ``submit.sh``): values are single-quoted by ``shlex.quote``;
   commands stay argument lists until :func:`join` turns them into text;
 * ``#SBATCH`` lines, which sbatch parses itself (``_get_argument`` in Slurm's
-  ``sbatch/opt.c``): quotes and backslash escapes are honoured, an unescaped ``#`` starts
-  a comment, and a backslash escapes the next character *even inside quotes*. So
-  ``shlex.quote`` is wrong there (``'a\\b'`` loses its backslash); :func:`sbatch_quote`
-  escapes each special character with a backslash instead.
+  ``sbatch/opt.c``): quotes and backslash escapes are honoured, an unquoted ``#`` starts
+  a comment, a backslash escapes the next character *even inside quotes*, and an
+  unquoted space ends the value even after a backslash (seen with sbatch 22.05 here).
+  So ``shlex.quote`` is wrong there (``'a\\b'`` loses its backslash);
+  :func:`sbatch_quote` puts the value in double quotes and backslash-escapes ``"`` and
+  ``\\`` inside them.
 
 Values that no quoting can carry (a newline in a ``#SBATCH`` line, a NUL anywhere) are
 refused with :class:`~hpctriton.errors.RenderError`.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from .errors import RenderError
 
-_SBATCH_SAFE = re.compile(r"[A-Za-z0-9_.,:=/@%+\-]")
+_SBATCH_SAFE = re.compile(r"[A-Za-z0-9_.,:=/@%+\-]*")
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ def sbatch_quote(value: object, what: str = "#SBATCH value") -> str:
     _refuse_nul(text, what)
     if "\n" in text or "\r" in text:
         raise RenderError(f"{what}: a newline cannot be put in an #SBATCH line ({text!r})")
-    return "".join(c if _SBATCH_SAFE.fullmatch(c) else "\\" + c for c in text)
+    if _SBATCH_SAFE.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def env_name(name: str) -> str:

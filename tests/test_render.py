@@ -183,7 +183,7 @@ def test_sbatch_extra_options_are_rendered(tmp_path: Path) -> None:
                       overrides=["clusters.asgc-slurm.slurm.extra=[--exclusive, --constraint=a b]"])
     script = (render_bundle(cfg, tmp_path / "b").path / "job.sh").read_text()
     assert "#SBATCH --exclusive\n" in script
-    assert "#SBATCH --constraint=a\\ b\n" in script
+    assert '#SBATCH --constraint="a b"\n' in script
 
 
 def test_bad_run_id_is_refused(tmp_path: Path) -> None:

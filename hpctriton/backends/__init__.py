@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import ConfigError
-from .base import Backend, RenderContext
+from .base import Backend, DoctorCheck, RenderContext
 
 _REGISTRY = {
     "slurm": "hpctriton.backends.slurm:SlurmBackend",
@@ -36,4 +36,4 @@ def get_backend(name: str) -> Backend:
     return backend
 
 
-__all__ = ["Backend", "RenderContext", "get_backend", "names"]
+__all__ = ["Backend", "DoctorCheck", "RenderContext", "get_backend", "names"]

@@ -25,12 +25,27 @@ backend's scheduler queries are only a hint for jobs that never started or vanis
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..config import ClusterConfig, Config
+    from ..runs import JobRef, RunRecord
+    from ..states import SchedulerInfo
+    from ..transport import Transport
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    """One line of ``hpctriton doctor``."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    #: A failed optional check is a warning, not an error.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,7 @@ class RenderContext:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-class Backend(ABC):  # noqa: B024 - every method has a sensible default; the class is the contract
+class Backend(ABC):
     """A scheduler: how a bundle is rendered for it, submitted, watched and collected."""
 
     #: The name used in ``backend:`` and ``--backend``.
@@ -69,3 +84,57 @@ class Backend(ABC):  # noqa: B024 - every method has a sensible default; the cla
     def how_to_run(self, ctx: RenderContext) -> str:
         """One comment line for ``job.sh`` saying how to run it by hand."""
         return f"Run from inside this folder: {self.manual_command}"
+
+    # ------------------------------------------------------------------- run
+
+    #: Can the jobs' ``results/<task>/state.json`` be read in ``remote_dir`` while they
+    #: run? (DiCOS: no, outputs come back only through ``getoutput``.)
+    state_files_reachable: ClassVar[bool] = True
+    #: With a local transport, run the bundle where it was rendered instead of staging
+    #: a copy under the cluster's workdir (the local backend on this machine).
+    stage_in_place: ClassVar[bool] = False
+
+    def task_count(self, cluster: ClusterConfig, n_points: int) -> int:
+        """How many tasks a run of ``n_points`` sweep points has (DiCOS copies add more)."""
+        return n_points
+
+    @abstractmethod
+    def submit(self, transport: Transport, record: RunRecord,
+               tasks: Sequence[int]) -> list[JobRef]:
+        """Submit ``tasks`` of the bundle staged in ``record.remote_dir``.
+
+        Return every submission made. When a later submission fails after earlier
+        ones succeeded, raise :class:`~hpctriton.errors.PartialSubmitError` carrying
+        the ones made, so the caller records (and can cancel) them.
+        """
+
+    @abstractmethod
+    def poll(self, transport: Transport, record: RunRecord,
+             tasks: Sequence[int]) -> dict[int, SchedulerInfo]:
+        """The scheduler's view of ``tasks``, from ONE scheduler call for all of them.
+
+        Tasks the scheduler no longer knows are left out of the answer.
+        """
+
+    @abstractmethod
+    def cancel(self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
+        """Cancel ``tasks`` (all of the run's jobs when it is every task)."""
+
+    def prepare_collect(self, transport: Transport, record: RunRecord,
+                        tasks: Sequence[int]) -> None:
+        """Make ``remote_dir/results/<task>`` hold each task's results (DiCOS fetches
+        them with ``getoutput`` first); raise if they cannot be had."""
+
+    def resubmit(self, transport: Transport, record: RunRecord,
+                 tasks: Sequence[int]) -> list[JobRef]:
+        """Submit ``tasks`` again (the default: submit them afresh)."""
+        return self.submit(transport, record, tasks)
+
+    def extra_result_files(self, record: RunRecord, tasks: Sequence[int]) -> list[str]:
+        """Other files under ``remote_dir`` to collect with the tasks (scheduler logs)."""
+        return []
+
+    def doctor(self, transport: Transport, cluster: ClusterConfig,
+               config: Config) -> list[DoctorCheck]:
+        """Backend-specific health checks of the cluster side."""
+        return []

@@ -1,0 +1,117 @@
+"""Job states: one ordered enum, with the rule that turns evidence into a state.
+
+The job's own ``state.json`` is the lasting truth; the scheduler is a hint for jobs
+that never started, were cancelled before starting, or vanished.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class JobState(str, enum.Enum):
+    """Where a task is. ``final`` states never change again."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
+                        JobState.TIMEOUT)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Probe exit codes (README): what a finished job's exit code means.
+EXIT_MEANINGS = {0: "all checks passed", 1: "checks failed", 2: "bad spec or arguments",
+                 125: "container instance failed to start",
+                 127: "interpreter or container runtime not found", 143: "terminated"}
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    """What a scheduler says about one task (a hint)."""
+
+    state: JobState
+    job_id: str = ""
+    reason: str = ""
+    #: The scheduler's own word (``PENDING``, ``OUT_OF_MEMORY``, ``activated``…).
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """The combined view of one task, as ``hpctriton status`` shows it."""
+
+    task: int
+    state: JobState
+    job_id: str = ""
+    reason: str = ""
+    exit_code: int | None = None
+    host: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    #: ``state.json``, ``scheduler`` or ``none``: where the answer came from.
+    source: str = "none"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+
+def combine(task: int, state_file: dict[str, Any] | None, hint: SchedulerInfo | None,
+            *, state_expected: bool = True) -> TaskStatus:
+    """One task's status from its state file (truth) and the scheduler's hint.
+
+    ``state_expected`` is False where state files cannot be read before collecting
+    (DiCOS): there the scheduler's word is all there is.
+    """
+    job_id = hint.job_id if hint else ""
+    if state_file and state_file.get("phase") == "finished":
+        code = state_file.get("exit_code")
+        common = dict(task=task, job_id=str(state_file.get("job_id") or job_id), exit_code=code,
+                      host=str(state_file.get("host", "")),
+                      started_at=state_file.get("started_at"),
+                      finished_at=state_file.get("finished_at"), source="state.json")
+        if state_file.get("interrupted"):
+            if hint and hint.state in (JobState.TIMEOUT, JobState.CANCELLED):
+                return TaskStatus(state=hint.state, reason=hint.reason or "interrupted",
+                                  **common)  # type: ignore[arg-type]
+            return TaskStatus(state=JobState.FAILED, reason="interrupted by a signal",
+                              **common)  # type: ignore[arg-type]
+        if code == 0:
+            return TaskStatus(state=JobState.SUCCEEDED, reason=EXIT_MEANINGS[0],
+                              **common)  # type: ignore[arg-type]
+        meaning = EXIT_MEANINGS.get(code) if isinstance(code, int) else None
+        reason = meaning if code in (1, 2) else f"crashed (exit code {code}" + (
+            f": {meaning})" if meaning else ")")
+        return TaskStatus(state=JobState.FAILED, reason=reason, **common)  # type: ignore[arg-type]
+    if state_file:  # phase running
+        started = dict(host=str(state_file.get("host", "")),
+                       started_at=state_file.get("started_at"))
+        if hint and hint.state.final:
+            # killed without a chance to write its final state (SIGKILL, node failure)
+            return TaskStatus(task=task, state=hint.state, job_id=job_id,
+                              reason=hint.reason or f"ended while running ({hint.raw})",
+                              source="scheduler", **started)
+        return TaskStatus(task=task, state=JobState.RUNNING, job_id=job_id,
+                          reason=hint.reason if hint else "", source="state.json", **started)
+    if hint is None:
+        return TaskStatus(task=task, state=JobState.UNKNOWN, job_id=job_id,
+                          reason="no state file and no scheduler record", source="none")
+    if state_expected and hint.state == JobState.SUCCEEDED:
+        return TaskStatus(task=task, state=JobState.FAILED, job_id=job_id, source="scheduler",
+                          reason=f"the scheduler says {hint.raw or 'completed'} but the job left "
+                                 "no state.json (was results/ writable?)")
+    return TaskStatus(task=task, state=hint.state, job_id=job_id, reason=hint.reason,
+                      source="scheduler")

@@ -1,0 +1,358 @@
+"""The SSH transport (paramiko): one verified connection reused for a whole operation.
+
+* ``~/.ssh/config`` is honoured (HostName, User, Port, IdentityFile, ProxyJump,
+  ProxyCommand, UserKnownHostsFile); the cluster's own fields win over it, as command
+  line options win over the file for OpenSSH.
+* Host keys are verified against known_hosts, looked up as ``[host]:port`` exactly
+  (``host`` alone for port 22), like OpenSSH. ``accept-new`` records an unknown key; a
+  changed key is always refused.
+* Scripts run as ``bash -s`` with the script on stdin; stdout and stderr are read
+  concurrently; every command has a timeout; the transport sends keepalives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import paramiko
+
+from ..errors import CommandError, HostKeyError, TransportError
+from .base import Transport
+
+log = logging.getLogger("hpctriton.transport.ssh")
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+def host_key_name(host: str, port: int) -> str:
+    """The known_hosts name OpenSSH and paramiko use: ``[host]:port`` unless port 22."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Where to connect, after ``~/.ssh/config`` and the cluster's fields are merged."""
+
+    alias: str
+    hostname: str
+    port: int = 22
+    user: str | None = None
+    key_files: tuple[str, ...] = ()
+    known_hosts: str = DEFAULT_KNOWN_HOSTS
+    host_key_policy: str = "verify"
+    proxy_jump: str | None = None
+    proxy_command: str | None = None
+    connect_timeout_s: float = 15.0
+    #: The ssh config file this was resolved from (jump hosts are resolved through it).
+    ssh_config: str = "~/.ssh/config"
+
+    @property
+    def label(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self.hostname}:{self.port}"
+
+
+def resolve_target(
+    host: str,
+    *,
+    user: str | None = None,
+    port: int | None = None,
+    key: str | None = None,
+    known_hosts: str | None = None,
+    host_key_policy: str = "verify",
+    connect_timeout_s: float = 15.0,
+    ssh_config: str = "~/.ssh/config",
+) -> SSHTarget:
+    """Merge ``~/.ssh/config`` for ``host`` with explicit values (which win)."""
+    conf: dict[str, Any] = {}
+    path = Path(ssh_config).expanduser()
+    if path.is_file():
+        try:
+            conf = dict(paramiko.SSHConfig.from_path(str(path)).lookup(host))
+        except Exception as exc:  # noqa: BLE001 - a broken ssh config must not be fatal
+            log.warning("ignoring %s: %s", path, exc)
+    identity = [key] if key else list(conf.get("identityfile", []))
+    known = known_hosts or (conf.get("userknownhostsfile", "").split() or [DEFAULT_KNOWN_HOSTS])[0]
+    return SSHTarget(
+        alias=host,
+        hostname=conf.get("hostname", host),
+        port=int(port or conf.get("port", 22)),
+        user=user or conf.get("user") or None,
+        key_files=tuple(os.path.expanduser(k) for k in identity),
+        known_hosts=os.path.expanduser(known),
+        host_key_policy=host_key_policy,
+        proxy_jump=conf.get("proxyjump"),
+        proxy_command=conf.get("proxycommand"),
+        connect_timeout_s=connect_timeout_s,
+        ssh_config=ssh_config,
+    )
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's ``StrictHostKeyChecking=accept-new``: record unknown keys, never changed ones."""
+
+    def __init__(self, known_hosts: str) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        path = Path(self.known_hosts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        log.warning("accepted new host key for %s (%s %s) into %s", hostname, key.get_name(),
+                    key.fingerprint, path)
+
+
+def _connect_error(target: SSHTarget, exc: BaseException) -> TransportError:
+    where = target.label
+    name = host_key_name(target.hostname, target.port)
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostKeyError(
+            f"HOST KEY MISMATCH for {name}: the server offered {exc.key.get_name()} "
+            f"{exc.key.fingerprint}, but {target.known_hosts} records a different key. This "
+            "can mean someone is intercepting the connection, or the server was reinstalled. "
+            "Check the fingerprint with the cluster's admins; if it is right, remove the old "
+            f"entry with: ssh-keygen -R '{name}' -f {target.known_hosts}")
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        return HostKeyError(
+            f"the host key of {name} is not in {target.known_hosts}. Verify it with the "
+            f"cluster's admins, then add it (ssh-keyscan -p {target.port} {target.hostname} "
+            f">> {target.known_hosts}), or set host_key_policy: accept-new for this cluster")
+    if isinstance(exc, paramiko.PasswordRequiredException):
+        return TransportError(
+            f"the key for {where} is encrypted: load it into ssh-agent (ssh-add) first")
+    if isinstance(exc, paramiko.AuthenticationException):
+        keys = ", ".join(target.key_files) or "the agent's and default keys"
+        return TransportError(
+            f"authentication failed for {where} (tried {keys}): check the user name, the key "
+            "(clusters.<name>.key) and that its public half is in the remote authorized_keys")
+    if isinstance(exc, FileNotFoundError):
+        return TransportError(f"SSH key file not found for {where}: {exc.filename}")
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        return TransportError(f"connection refused by {where}: is sshd running, is the port "
+                              "right?", transient=True)
+    if isinstance(exc, socket.gaierror):
+        return TransportError(f"unknown host {target.hostname!r}: {exc.strerror}")
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return TransportError(f"connecting to {where} timed out after "
+                              f"{target.connect_timeout_s:g} s", transient=True)
+    if isinstance(exc, (paramiko.SSHException, OSError)):
+        return TransportError(f"SSH connection to {where} failed: {exc}", transient=True)
+    return TransportError(f"SSH connection to {where} failed: {exc!r}")
+
+
+def _load_key(path: str) -> paramiko.PKey:
+    """Read a private key of any type paramiko knows (from_path detects it)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(2, "no such file", path)
+    try:
+        return paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        raise
+    except (paramiko.SSHException, ValueError, OSError) as exc:
+        raise TransportError(f"cannot read the SSH key {path}: {exc}") from None
+
+
+def _read_all(stream: IO[bytes], sink: list[bytes]) -> threading.Thread:
+    def pump() -> None:
+        try:
+            sink.append(stream.read())
+        except (OSError, EOFError, socket.timeout):
+            pass
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+@dataclass
+class SSHTransport(Transport):
+    """Runs scripts on a remote host over one paramiko connection."""
+
+    target: SSHTarget | None = None
+    keepalive_s: int = 30
+    _client: paramiko.SSHClient | None = field(default=None, repr=False)
+    _jumps: list[SSHTransport] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.target is None:
+            raise ValueError("SSHTransport needs a target")
+        self.label = self.target.label
+
+    # ---------------------------------------------------------- connecting
+
+    def _sock(self, target: SSHTarget) -> Any:
+        if target.proxy_jump and target.proxy_jump.lower() != "none":
+            hop = target.proxy_jump.split(",")[-1]
+            user, _, rest = hop.rpartition("@")
+            host, _, port = rest.partition(":")
+            jump = SSHTransport(target=resolve_target(
+                host, user=user or None, port=int(port) if port else None,
+                host_key_policy=target.host_key_policy, ssh_config=target.ssh_config,
+                connect_timeout_s=target.connect_timeout_s))
+            self._jumps.append(jump)
+            channel = jump.client().get_transport().open_channel(  # type: ignore[union-attr]
+                "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
+                timeout=target.connect_timeout_s)
+            return channel
+        if target.proxy_command and target.proxy_command.lower() != "none":
+            return paramiko.ProxyCommand(target.proxy_command)
+        return None
+
+    def client(self) -> paramiko.SSHClient:
+        """The connected client; connects (and verifies the host key) on first use."""
+        if self._client is not None:
+            return self._client
+        target = self.target
+        assert target is not None
+        client = paramiko.SSHClient()
+        known = Path(target.known_hosts)
+        if known.is_file():
+            try:
+                client.load_host_keys(str(known))
+            except (OSError, paramiko.SSHException) as exc:
+                raise HostKeyError(f"cannot read known_hosts {known}: {exc}") from None
+        if target.host_key_policy == "accept-new":
+            client.set_missing_host_key_policy(_AcceptNew(str(known)))
+        else:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            pkey = _load_key(target.key_files[0]) if target.key_files else None
+            client.connect(
+                target.hostname, port=target.port, username=target.user, pkey=pkey,
+                key_filename=list(target.key_files[1:]) or None,
+                look_for_keys=not target.key_files, allow_agent=True,
+                timeout=target.connect_timeout_s, banner_timeout=target.connect_timeout_s,
+                auth_timeout=target.connect_timeout_s, sock=self._sock(target),
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one clear error
+            client.close()
+            raise _connect_error(target, exc) from None
+        transport = client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(self.keepalive_s)
+        self._client = client
+        log.debug("connected to %s", target.label)
+        return client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        for jump in self._jumps:
+            jump.close()
+        self._jumps.clear()
+
+    # ------------------------------------------------------------ commands
+
+    def _channel(self, script: str, timeout: float | None) -> paramiko.Channel:
+        transport = self.client().get_transport()
+        if transport is None or not transport.is_active():
+            self._client = None
+            transport = self.client().get_transport()
+        assert transport is not None
+        try:
+            channel = transport.open_session(timeout=self.target.connect_timeout_s
+                                             if self.target else None)
+            channel.settimeout(timeout)
+            channel.exec_command("bash -s")
+            channel.sendall(script.encode())
+            channel.shutdown_write()
+        except (paramiko.SSHException, OSError) as exc:
+            raise TransportError(f"cannot run a command on {self.label}: {exc}",
+                                 transient=True) from None
+        return channel
+
+    def _run(self, script: str, timeout: float | None) -> tuple[int, str, str]:
+        channel = self._channel(script, timeout)
+        out: list[bytes] = []
+        err: list[bytes] = []
+        stderr_reader = _read_all(channel.makefile_stderr("rb"), err)
+        try:
+            out.append(channel.makefile("rb").read())
+            stderr_reader.join(timeout)
+            code = channel.recv_exit_status()
+        except (socket.timeout, TimeoutError):
+            channel.close()
+            raise CommandError(script, -1, b"".join(out).decode("utf-8", "replace"),
+                               f"no answer from {self.label} within {timeout} s",
+                               transient=True) from None
+        finally:
+            channel.close()
+        return (code, b"".join(out).decode("utf-8", "replace"),
+                b"".join(err).decode("utf-8", "replace"))
+
+    def _stream(self, script: str, timeout: float | None) -> Iterator[str]:
+        channel = self._channel(script, timeout)
+        err: list[bytes] = []
+        stderr_reader = _read_all(channel.makefile_stderr("rb"), err)
+        try:
+            for raw in channel.makefile("rb"):
+                yield raw.decode("utf-8", "replace").rstrip("\n")
+            code = channel.recv_exit_status()
+        except (socket.timeout, TimeoutError):
+            raise CommandError(script, -1, "", f"no answer from {self.label} within {timeout} s",
+                               transient=True) from None
+        finally:
+            channel.close()
+            stderr_reader.join(5)
+        if code != 0:
+            raise CommandError(script, code, "", b"".join(err).decode("utf-8", "replace"))
+
+    def _open_tar_stream(self, script: str) -> tuple[IO[bytes], Callable[[], tuple[int, str]]]:
+        channel = self._channel(script, None)
+        err: list[bytes] = []
+        stderr_reader = _read_all(channel.makefile_stderr("rb"), err)
+        stdout = channel.makefile("rb")
+
+        def finish() -> tuple[int, str]:
+            try:
+                stdout.read()
+                code = channel.recv_exit_status()
+            finally:
+                channel.close()
+                stderr_reader.join(10)
+            return code, b"".join(err).decode("utf-8", "replace")
+
+        return stdout, finish
+
+    # --------------------------------------------------------------- files
+
+    def put_files(self, files: Sequence[tuple[Path, str]], remote_dir: str) -> None:
+        sftp = self.client().open_sftp()
+        try:
+            made: set[str] = set()
+            for local, name in files:
+                target = PurePosixPath(remote_dir) / name
+                self._makedirs(sftp, str(target.parent), made)
+                sftp.put(str(local), str(target))
+                sftp.chmod(str(target), local.stat().st_mode & 0o777)
+        except (OSError, paramiko.SSHException) as exc:
+            raise TransportError(f"copying files to {self.label}:{remote_dir} failed: {exc}",
+                                 transient=True) from None
+        finally:
+            sftp.close()
+
+    @staticmethod
+    def _makedirs(sftp: paramiko.SFTPClient, path: str, made: set[str]) -> None:
+        parts = PurePosixPath(path).parts
+        for i in range(1, len(parts) + 1):
+            sub = str(PurePosixPath(*parts[:i]))
+            if sub in made or sub == "/":
+                continue
+            try:
+                sftp.stat(sub)
+            except FileNotFoundError:
+                sftp.mkdir(sub)
+            made.add(sub)
