@@ -26,7 +26,7 @@ from .collect import CollectReport, collect
 from .config import Config
 from .errors import CommandError, PartialSubmitError, RemoteError
 from .results import Results
-from .runs import RunRecord, find_run, now_iso, runs_root, save_config
+from .runs import JobRef, RunRecord, find_run, now_iso, runs_root, save_config
 from .states import JobState
 from .transport import Transport, open_transport
 
@@ -122,6 +122,37 @@ class Run:
         self.record.add_event("cancel", tasks=chosen)
         self.record.save()
         self.backend.cancel(self.transport, self.record, chosen)
+
+    def resubmit(self, tasks: Sequence[int] | None = None) -> list[JobRef]:
+        """Submit tasks again: by default every task that failed, was cancelled or timed
+        out. Earlier results are kept beside, as ``results/<task>.attempt-<n>``.
+
+        Example::
+
+            >>> run.resubmit()          # the failed ones
+            [JobRef(job_id='1235', tasks=[3], ...)]
+        """
+        if tasks is None:
+            bad = (JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.UNKNOWN)
+            tasks = [t for t, s in self.status().tasks.items() if s.state in bad]
+        tasks = sorted(tasks)
+        if not tasks:
+            return []
+        attempt = 1 + sum(1 for e in self.record.events if e.get("event") == "resubmit")
+        remote = shlex.quote(self.record.remote_dir)
+        moves = "".join(f"[ -e results/{t} ] && mv results/{t} results/{t}.attempt-{attempt}\n"
+                        for t in tasks)
+        self.transport.run_script(f"cd {remote} || exit 2\n{moves}true\n").check(
+            "setting earlier results aside")
+        for t in tasks:
+            local = self.record.results_dir / str(t)
+            if local.exists():
+                local.rename(local.with_name(f"{t}.attempt-{attempt}"))
+        refs = self.backend.resubmit(self.transport, self.record, tasks)
+        self.record.jobs += refs
+        self.record.add_event("resubmit", tasks=tasks, jobs=[r.job_id for r in refs])
+        self.record.save()
+        return refs
 
     def collect(self, out_dir: str | Path | None = None,
                 tasks: Sequence[int] | None = None) -> CollectReport:

@@ -330,6 +330,29 @@ def cancel(run_ref: str | None, runs_dir: str | None, config_path: str | None,
 @cli.command()
 @click.argument("run_ref", metavar="[RUN]", required=False)
 @runs_dir_option
+@click.option("--task", "tasks", type=int, multiple=True,
+              help="Only this task (repeatable); default: every failed, cancelled or "
+                   "timed-out task.")
+@json_option
+@handle_errors
+def resubmit(run_ref: str | None, runs_dir: str | None, config_path: str | None,
+             tasks: tuple[int, ...], as_json: bool) -> None:
+    """Submit tasks of a run again (recorded in the run; earlier results kept aside)."""
+    with open_cli_run(run_ref, runs_dir, config_path) as run:
+        refs = run.resubmit(list(tasks) or None)
+        if as_json:
+            emit_json({"run_id": run.run_id, "jobs": [{"job_id": r.job_id, "tasks": r.tasks}
+                                                      for r in refs]})
+        elif not refs:
+            click.echo(f"run {run.run_id}: nothing to resubmit")
+        else:
+            click.echo(f"run {run.run_id}: resubmitted "
+                       + ", ".join(f"task(s) {r.tasks} as {r.job_id}" for r in refs))
+
+
+@cli.command()
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@runs_dir_option
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
               help="Collect into this folder instead of the run's results/.")
 @json_option

@@ -7,7 +7,7 @@ that never started, were cancelled before starting, or vanished.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -79,33 +79,33 @@ def combine(task: int, state_file: dict[str, Any] | None, hint: SchedulerInfo | 
     job_id = hint.job_id if hint else ""
     if state_file and state_file.get("phase") == "finished":
         code = state_file.get("exit_code")
-        common = dict(task=task, job_id=str(state_file.get("job_id") or job_id), exit_code=code,
-                      host=str(state_file.get("host", "")),
-                      started_at=state_file.get("started_at"),
-                      finished_at=state_file.get("finished_at"), source="state.json")
+        done = TaskStatus(task=task, state=JobState.FAILED,
+                          job_id=str(state_file.get("job_id") or job_id),
+                          exit_code=code if isinstance(code, int) else None,
+                          host=str(state_file.get("host", "")),
+                          started_at=state_file.get("started_at"),
+                          finished_at=state_file.get("finished_at"), source="state.json")
         if state_file.get("interrupted"):
             if hint and hint.state in (JobState.TIMEOUT, JobState.CANCELLED):
-                return TaskStatus(state=hint.state, reason=hint.reason or "interrupted",
-                                  **common)  # type: ignore[arg-type]
-            return TaskStatus(state=JobState.FAILED, reason="interrupted by a signal",
-                              **common)  # type: ignore[arg-type]
+                return replace(done, state=hint.state, reason=hint.reason or "interrupted")
+            return replace(done, reason="interrupted by a signal")
         if code == 0:
-            return TaskStatus(state=JobState.SUCCEEDED, reason=EXIT_MEANINGS[0],
-                              **common)  # type: ignore[arg-type]
+            return replace(done, state=JobState.SUCCEEDED, reason=EXIT_MEANINGS[0])
         meaning = EXIT_MEANINGS.get(code) if isinstance(code, int) else None
-        reason = meaning if code in (1, 2) else f"crashed (exit code {code}" + (
-            f": {meaning})" if meaning else ")")
-        return TaskStatus(state=JobState.FAILED, reason=reason, **common)  # type: ignore[arg-type]
+        if code in (1, 2):
+            return replace(done, reason=str(meaning))
+        return replace(done, reason=f"crashed (exit code {code}"
+                       + (f": {meaning})" if meaning else ")"))
     if state_file:  # phase running
-        started = dict(host=str(state_file.get("host", "")),
-                       started_at=state_file.get("started_at"))
+        running = TaskStatus(task=task, state=JobState.RUNNING, job_id=job_id,
+                             reason=hint.reason if hint else "", source="state.json",
+                             host=str(state_file.get("host", "")),
+                             started_at=state_file.get("started_at"))
         if hint and hint.state.final:
             # killed without a chance to write its final state (SIGKILL, node failure)
-            return TaskStatus(task=task, state=hint.state, job_id=job_id,
-                              reason=hint.reason or f"ended while running ({hint.raw})",
-                              source="scheduler", **started)
-        return TaskStatus(task=task, state=JobState.RUNNING, job_id=job_id,
-                          reason=hint.reason if hint else "", source="state.json", **started)
+            return replace(running, state=hint.state, source="scheduler",
+                           reason=hint.reason or f"ended while running ({hint.raw})")
+        return running
     if hint is None:
         return TaskStatus(task=task, state=JobState.UNKNOWN, job_id=job_id,
                           reason="no state file and no scheduler record", source="none")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from . import templating
 from .backends import Backend
 from .errors import CommandError, RemoteError
 from .runs import RunRecord
@@ -27,6 +28,10 @@ log = logging.getLogger("hpctriton.watch")
 #: Seconds between scheduler hints: the first, and the cap it backs off to.
 HINT_INTERVAL_S = 30.0
 HINT_INTERVAL_MAX_S = 300.0
+#: After every task has ended: how often, and how far apart, to ask why interrupted
+#: tasks were interrupted (timeout or cancel) while the scheduler finishes them off.
+FINAL_WORD_TRIES = 10
+FINAL_WORD_GAP_S = 2.0
 #: How often the remote loop looks at the state files.
 POLL_S = 0.2
 
@@ -65,27 +70,9 @@ def read_states(transport: Transport, record: RunRecord,
 def wait_script(remote_dir: str, pending: Sequence[int], slice_s: float,
                 started: Sequence[int] = ()) -> str:
     """The remote loop: one line per task that starts or finishes, for ``slice_s`` s."""
-    tasks = " ".join(str(t) for t in pending)
-    seen = " ".join(str(t) for t in started)
-    return f"""cd {shlex.quote(remote_dir)}/results 2>/dev/null || {{ echo "@@NORESULTS"; exit 0; }}
-pending=" {tasks} "
-started=" {seen} "
-end=$((SECONDS + {max(1, int(slice_s))}))
-while :; do
-  for t in $pending; do
-    [ -f "$t/state.json" ] || continue
-    IFS= read -r line < "$t/state.json" || continue
-    case "$line" in
-      *'"phase": "finished"'*) printf '@@DONE %s %s\\n' "$t" "$line"; pending=${{pending/ $t / }} ;;
-      *'"phase": "running"'*)
-        case "$started" in *" $t "*) ;; *) printf '@@START %s %s\\n' "$t" "$line"; started="$started$t " ;; esac ;;
-    esac
-  done
-  [ -z "${{pending// /}}" ] && {{ echo "@@ALLDONE"; exit 0; }}
-  [ "$SECONDS" -ge "$end" ] && {{ echo "@@SLICE"; exit 0; }}
-  sleep {POLL_S}
-done
-"""
+    return templating.render("wait_states.sh.j2", results_dir=f"{remote_dir}/results",
+                             pending=list(pending), started=list(started),
+                             slice_s=max(1, int(slice_s)), poll_s=POLL_S)
 
 
 @dataclass
@@ -117,11 +104,26 @@ class RunStatus:
         return JobState.SUCCEEDED
 
 
+def collected_states(record: RunRecord) -> dict[int, dict[str, object]]:
+    """State files already collected into the run folder (DiCOS: the only ones there are)."""
+    states: dict[int, dict[str, object]] = {}
+    for task in range(record.n_tasks):
+        path = record.results_dir / str(task) / "state.json"
+        if path.is_file():
+            parsed = _parse_state(path.read_text(encoding="utf-8"))
+            if parsed is not None:
+                states[task] = parsed
+    return states
+
+
 def status(transport: Transport, backend: Backend, record: RunRecord,
            *, scheduler: bool = True) -> RunStatus:
     """State files first (one call), then one scheduler call for the tasks they leave open."""
     tasks = list(range(record.n_tasks))
-    states = read_states(transport, record, tasks) if backend.state_files_reachable else {}
+    if backend.state_files_reachable:
+        states = read_states(transport, record, tasks)
+    else:
+        states = collected_states(record)
     open_tasks = [t for t in tasks if not _final_from_state(states.get(t))]
     hints: dict[int, SchedulerInfo] = {}
     if scheduler and open_tasks:
@@ -198,41 +200,47 @@ class Waiter:
                     self._states[int(task)] = parsed
                     self._update()
 
+    def _hint_and_update(self) -> bool:
+        before = dict(self._status.tasks)
+        self._hint()
+        return self._update() or before != self._status.tasks
+
     def wait(self, timeout_s: float | None = None) -> RunStatus:
         """Block until every task is final (or ``timeout_s`` passes); return the status."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         if self.backend.state_files_reachable:
             self._states = read_states(self.transport, self.record,
                                        list(range(self.record.n_tasks)))
-        interval = self.hint_interval_s
-        last_hint = -1e9
-        final_word_tries = 0
         self._update()
+        interval = self.hint_interval_s
+        last_hint: float | None = None
+        word_tries = 0
         while True:
             now = time.monotonic()
-            needs_final_word = self._needs_final_word() if final_word_tries < 10 else []
-            all_files_done = self.backend.state_files_reachable and len(
-                [s for s in self._states.values() if s.get("phase") == "finished"]
-            ) == self.record.n_tasks
-            if all_files_done and needs_final_word and now - last_hint < interval:
-                # one quick confirmation of why the tasks were interrupted (bounded)
-                final_word_tries += 1
-                time.sleep(0 if final_word_tries == 1 else 2)
-                last_hint = -1e9
-            if now - last_hint >= interval and (not self._status.done or needs_final_word):
-                before = dict(self._status.tasks)
-                self._hint()
+            due = last_hint is None or now - last_hint >= interval
+            if self._status.done:
+                # Interrupted tasks: ask (a bounded few times) whether the scheduler calls it
+                # a timeout or a cancellation; it may still be ending the job.
+                if not self._needs_final_word() or word_tries >= FINAL_WORD_TRIES:
+                    return self._status
+                if word_tries and not due:
+                    time.sleep(FINAL_WORD_GAP_S)
+                word_tries += 1
+                self._hint_and_update()
                 last_hint = time.monotonic()
-                changed = self._update() or before != self._status.tasks
+                continue
+            if deadline is not None and now >= deadline:
+                return self._status
+            if due:
+                changed = self._hint_and_update()
+                last_hint = time.monotonic()
                 interval = self.hint_interval_s if changed else min(
                     interval * 2, self.hint_interval_max_s)
-            if self._status.done:
-                return self._status
-            if deadline is not None and time.monotonic() >= deadline:
-                return self._status
-            remaining = (deadline - time.monotonic()) if deadline is not None else 1e9
+                continue
+            assert last_hint is not None
             until_hint = max(1.0, interval - (time.monotonic() - last_hint))
-            slice_s = min(self.slice_s or until_hint, until_hint, max(1.0, remaining))
+            remaining = (deadline - time.monotonic()) if deadline is not None else until_hint
+            slice_s = max(0.5, min(self.slice_s or until_hint, until_hint, remaining))
             if self.backend.state_files_reachable:
                 self._watch_slice(slice_s)
             else:

@@ -269,7 +269,7 @@ def _type_name(tp: Any) -> str:
 def _convert(tp: Any, value: Any, path: str) -> Any:
     """Check ``value`` against annotation ``tp``; build dataclasses from dicts."""
     origin = getattr(tp, "__origin__", None)
-    args = tuple(getattr(tp, "__args__", ()) or ())  # type: Tuple[Any, ...]
+    args: Tuple[Any, ...] = tuple(getattr(tp, "__args__", ()) or ())
     if tp is Any:
         return value
     if origin is Union:

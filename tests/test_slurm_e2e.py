@@ -15,7 +15,6 @@ from hpctriton.api import Run, open_run, submit
 from hpctriton.collect import verify_task_dir
 from hpctriton.errors import CollectError, HostKeyError, TransportError
 from hpctriton.states import JobState
-from hpctriton.transport import open_transport
 
 pytestmark = pytest.mark.service
 

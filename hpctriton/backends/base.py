@@ -120,8 +120,8 @@ class Backend(ABC):
     def cancel(self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
         """Cancel ``tasks`` (all of the run's jobs when it is every task)."""
 
-    def prepare_collect(self, transport: Transport, record: RunRecord,
-                        tasks: Sequence[int]) -> None:
+    def prepare_collect(  # noqa: B027 - an optional hook; most schedulers need nothing
+            self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
         """Make ``remote_dir/results/<task>`` hold each task's results (DiCOS fetches
         them with ``getoutput`` first); raise if they cannot be had."""
 

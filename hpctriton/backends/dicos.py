@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 #: DiCOS job names: at most 25 characters, no spaces.
 NAME_LIMIT = 25
+_q = shlex.quote
 ARGLIST = "arglist.txt"
 JOB_COMMAND = "bash job.sh"
 
@@ -128,7 +129,7 @@ class DicosBackend(Backend):
         result = transport.run_script(f"cd {_q(record.remote_dir)} && bash submit.sh",
                                       timeout=300)
         dicos_cli.raise_on_errors(result.stdout, result.stderr, "dicos job submit")
-        sweep = len(record.points) > 1
+        sweep = (record.bundle_dir / ARGLIST).is_file()  # -A: job i runs point i; -j: task 0
         refs = _refs(result.stdout, list(tasks), list(tasks) if sweep else [0] * len(tasks))
         if result.exit_code != 0 or len(refs) != len(tasks):
             raise CommandError(result.script, result.exit_code, result.stdout, result.stderr,

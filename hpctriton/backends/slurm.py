@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from simple_slurm.core import Slurm, fmt_value, read_simple_txt
 
+from .. import templating
 from ..errors import CommandError, ConfigError, PartialSubmitError
 from ..quoting import sbatch_quote
 from ..runs import JobRef, RunRecord
@@ -123,32 +124,20 @@ class SlurmBackend(Backend):
         """One ``sbatch --parsable`` per chunk of at most MaxArraySize tasks, all in one
         remote script; transient controller errors are retried there, three times."""
         parallelism = record.cluster_config().slurm.array_parallelism
+        plan: list[tuple[str | None, list[int], int]]
         if record.n_tasks == 1:
             plan = [(None, [0], 0)]
         else:
             size = self._max_array_size(transport, record)
             plan = [(chunk_spec(chunk, parallelism), chunk, chunk[0])
                     for chunk in chunks(tasks, size)]
-        lines = [
-            "hpct_sbatch() {",
-            "  local out attempt",
-            "  for attempt in 1 2 3; do",
-            "    if out=$(sbatch --parsable \"$@\" 2>&1); then printf '%s\\n' \"$out\"; return 0; fi",
-            "    case \"$out\" in",
-            "      " + "|".join(f"*{shlex.quote(t)}*" for t in _TRANSIENT) + ") sleep $((attempt * 2)) ;;",
-            "      *) break ;;",
-            "    esac",
-            "  done",
-            "  printf '%s\\n' \"$out\" >&2",
-            "  return 1",
-            "}",
-            f"cd {shlex.quote(record.remote_dir)} || exit 2",
-        ]
-        for spec, chunk, offset in plan:
-            args = ["job.sh"] if spec is None else [f"--array={spec}", "job.sh",
-                                                    "--task-offset", str(offset)]
-            lines.append(f"printf '@@JOB %s ' {offset}; hpct_sbatch {shlex.join(args)} || exit 3")
-        result = transport.run_script("\n".join(lines) + "\n", timeout=120)
+        submissions = [
+            (["job.sh"] if spec is None else
+             [f"--array={spec}", "job.sh", "--task-offset", str(offset)], offset)
+            for spec, _chunk, offset in plan]
+        script = templating.render("slurm_submit.sh.j2", remote_dir=record.remote_dir,
+                                   transient=_TRANSIENT, submissions=submissions)
+        result = transport.run_script(script, timeout=120)
         made: list[JobRef] = []
         by_offset = {offset: (spec, chunk) for spec, chunk, offset in plan}
         for line in result.stdout.splitlines():
@@ -225,7 +214,8 @@ class SlurmBackend(Backend):
             "printf '@@CMD %s %s\\n' \"$c\" \"$(command -v $c || echo -)\"; done; "
             "printf '@@VERSION %s\\n' \"$(sbatch --version 2>&1)\"; "
             "if sacct -n -X -S now -o JobID >/dev/null 2>/tmp/.hpct-sacct.$$; then "
-            "echo '@@SACCT ok'; else printf '@@SACCT %s\\n' \"$(head -n1 /tmp/.hpct-sacct.$$)\"; fi; "
+            "echo '@@SACCT ok'; "
+            "else printf '@@SACCT %s\\n' \"$(head -n1 /tmp/.hpct-sacct.$$)\"; fi; "
             "rm -f /tmp/.hpct-sacct.$$; "
             + (f"printf '@@PARTITION %s\\n' \"$(sinfo -h -p {shlex.quote(partition)} -o %P "
                "2>&1 | head -n1)\"" if partition else "echo '@@PARTITION -'")

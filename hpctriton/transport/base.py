@@ -169,7 +169,7 @@ class Transport(ABC):
         if failure is not None:
             raise RemoteError(f"the result stream from {self.label} was damaged: {failure}")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook; the local transport holds nothing
         """Release connections (no-op for local)."""
 
     def __enter__(self) -> Transport:

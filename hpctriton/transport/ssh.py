@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -166,10 +167,8 @@ def _load_key(path: str) -> paramiko.PKey:
 
 def _read_all(stream: IO[bytes], sink: list[bytes]) -> threading.Thread:
     def pump() -> None:
-        try:
+        with contextlib.suppress(TimeoutError, OSError, EOFError):
             sink.append(stream.read())
-        except (OSError, EOFError, socket.timeout):
-            pass
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -202,7 +201,7 @@ class SSHTransport(Transport):
                 host_key_policy=target.host_key_policy, ssh_config=target.ssh_config,
                 connect_timeout_s=target.connect_timeout_s))
             self._jumps.append(jump)
-            channel = jump.client().get_transport().open_channel(  # type: ignore[union-attr]
+            channel = jump.client().get_transport().open_channel(
                 "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
                 timeout=target.connect_timeout_s)
             return channel
@@ -283,7 +282,7 @@ class SSHTransport(Transport):
             out.append(channel.makefile("rb").read())
             stderr_reader.join(timeout)
             code = channel.recv_exit_status()
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             channel.close()
             raise CommandError(script, -1, b"".join(out).decode("utf-8", "replace"),
                                f"no answer from {self.label} within {timeout} s",
@@ -301,7 +300,7 @@ class SSHTransport(Transport):
             for raw in channel.makefile("rb"):
                 yield raw.decode("utf-8", "replace").rstrip("\n")
             code = channel.recv_exit_status()
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise CommandError(script, -1, "", f"no answer from {self.label} within {timeout} s",
                                transient=True) from None
         finally:

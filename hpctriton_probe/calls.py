@@ -1,0 +1,158 @@
+"""One call to the server: timeout, retries for a server still starting, and what a
+failure means.
+
+* ``refused`` (nothing listens: the server is down or still starting) is retried with
+  exponential backoff, ``probe.retries`` times; once an endpoint has refused through
+  all retries it is not retried again in the same run, so a dead server fails in
+  seconds rather than once per check.
+* ``timeout`` (connected, no answer in time) fails at the check's timeout; the rest of
+  that check's calls to the same endpoint are not tried (they would each wait out the
+  timeout again), so a server that accepts connections and never answers costs one
+  timeout per check and protocol.
+* ``server`` (the server answered with an error) fails with the server's own message.
+* ``probe`` (anything unexpected on the client side) is an ``error``, not a ``fail``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from typing import Any, Callable, Optional
+
+log = logging.getLogger("hpctriton_probe")
+
+#: Kinds of failure that say "the server answered wrongly or not at all".
+SERVER_SIDE = ("refused", "timeout", "unreachable", "tls", "server")
+
+
+class CallFailure(Exception):
+    """A call failed; ``kind`` is one of refused, timeout, unreachable, tls, server, probe."""
+
+    def __init__(self, kind: str, message: str, *, status_code: Optional[str] = None,
+                 attempts: int = 1, elapsed_s: float = 0.0) -> None:
+        text = (message or "").strip()
+        # The message is one line (stdout, JUnit); a server's multi-line answer (a Python
+        # model's traceback, say) is kept whole in the details.
+        self.full_message = text if "\n" in text else None
+        message = text.splitlines()[0] if text else kind
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status_code = status_code
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+
+    @property
+    def status(self) -> str:
+        """The check status this failure gives: ``fail`` or ``error``."""
+        return "fail" if self.kind in SERVER_SIDE else "error"
+
+    def details(self) -> dict:
+        out = {"failure": self.kind, "attempts": self.attempts}
+        if self.status_code is not None:
+            out["status_code"] = self.status_code
+        if self.full_message is not None:
+            out["server_message"] = self.full_message
+        return out
+
+
+def classify(exc: BaseException) -> tuple:
+    """``(kind, message, status_code)`` for an exception raised by a tritonclient call."""
+    name = type(exc).__name__
+    declared = getattr(exc, "failure_kind", None)
+    if declared:
+        return declared, str(exc), str(getattr(exc, "code", "")) or None
+    if name == "InferenceServerException":
+        get_status = getattr(exc, "status", None)
+        get_message = getattr(exc, "message", None)
+        status = get_status() if callable(get_status) else None
+        message = get_message() if callable(get_message) else str(exc)
+        status = str(status) if status is not None else None
+        text = (message or "") + " " + str(getattr(exc, "debug_details", lambda: "")() or "")
+        if status and status.endswith("UNAVAILABLE"):
+            if "refused" in text.lower():
+                return "refused", "connection refused", status
+            if "ssl" in text.lower() or "handshake" in text.lower():
+                return "tls", message, status
+            return "unreachable", message, status
+        if status and status.endswith("DEADLINE_EXCEEDED"):
+            return "timeout", "no answer in time", status
+        if status is None and "timed out" in (message or "").lower():
+            return "timeout", "no answer in time", status
+        return "server", message or str(exc), status
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused", "connection refused", None
+    if isinstance(exc, (socket.timeout, TimeoutError)) or name == "Timeout":
+        return "timeout", "no answer in time", None
+    if isinstance(exc, ssl.SSLError) or "SSL" in name or "Certificate" in name:
+        return "tls", f"TLS failed: {exc}", None
+    if isinstance(exc, socket.gaierror):
+        return "unreachable", f"cannot resolve the host name: {exc}", None
+    if isinstance(exc, (ConnectionError, OSError)):
+        return "unreachable", f"{name}: {exc}", None
+    if name in ("HTTPParseError", "BadStatusLine", "RemoteDisconnected"):
+        return "server", f"malformed answer: {exc}", None
+    return "probe", f"{name}: {exc}", None
+
+
+class Caller:
+    """Makes calls for one task: the retry policy and what the run learned so far."""
+
+    def __init__(self, retries: int, backoff_s: float, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.sleep = sleep
+        #: Endpoints that refused through all retries in this run (-> how many attempts):
+        #: they are not retried again.
+        self.refused = {}  # type: dict
+
+    def call(self, endpoint: str, fn: Callable[[], Any], *, what: str,
+             timeout_s: float, reset: Optional[Callable[[], Any]] = None,
+             fn_factory: Optional[Callable[[], Callable[[], Any]]] = None) -> Any:
+        """Run ``fn()``; retry while ``endpoint`` refuses connections.
+
+        ``fn_factory`` (when given) builds a fresh ``fn`` for each retry after ``reset``
+        has dropped the old client.
+        """
+        attempts = 0
+        delay = self.backoff_s
+        start = time.monotonic()
+        while True:
+            attempts += 1
+            try:
+                result = fn()
+                self.refused.pop(endpoint, None)
+                return result
+            except CallFailure:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every client error is classified
+                kind, message, status = classify(exc)
+                elapsed = time.monotonic() - start
+                can_retry = (kind == "refused" and endpoint not in self.refused
+                             and attempts <= self.retries)
+                log.debug("%s %s attempt %d: %s (%s)", endpoint, what, attempts, kind, exc)
+                if can_retry:
+                    self.sleep(delay)
+                    delay *= 2
+                    if reset is not None:
+                        reset()
+                    if fn_factory is not None:
+                        fn = fn_factory()
+                    continue
+                if kind == "refused" and endpoint in self.refused and attempts == 1:
+                    message = (f"connection refused by {endpoint} (not retried: it refused "
+                               f"all {self.refused[endpoint]} attempts earlier in this run)")
+                elif kind == "refused":
+                    self.refused[endpoint] = attempts
+                    message = "connection refused by {} ({} {} over {:.1f} s)".format(
+                        endpoint, attempts, "attempt" if attempts == 1 else "attempts",
+                        elapsed)
+                elif kind == "timeout":
+                    message = f"no answer from {endpoint} within {timeout_s:g} s ({what})"
+                elif kind in ("unreachable", "tls"):
+                    message = f"{endpoint} ({what}): {message}"
+                raise CallFailure(kind, message, status_code=status, attempts=attempts,
+                                  elapsed_s=elapsed) from exc

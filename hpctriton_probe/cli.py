@@ -1,0 +1,149 @@
+"""The probe's command line: ``python probe.pyz --spec spec.json --out results/``.
+
+Writes ``<out>/<task>/results.json`` (after every check), ``junit.xml`` and
+``probe.log``, and prints one line per check. Exit codes: 0 every check passed (skips
+allowed), 1 a check failed or errored, 2 bad spec or arguments (or tritonclient
+missing), 143 interrupted by SIGTERM, 70 a crash of the probe itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from typing import Optional
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 70
+
+log = logging.getLogger("hpctriton_probe")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="probe.pyz",
+        description="Check a Triton Inference Server as spec.json says; write "
+                    "<out>/<task>/results.json, junit.xml and probe.log.")
+    p.add_argument("--spec", required=True, metavar="FILE", help="spec.json of the bundle")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="results folder; this task writes into DIR/<task>/")
+    p.add_argument("--task", type=int, default=None, metavar="N",
+                   help="task index (default: $SLURM_ARRAY_TASK_ID, else 0)")
+    p.add_argument("--junit-only", action="store_true",
+                   help="run nothing: rewrite junit.xml from an existing results.json")
+    p.add_argument("--no-junit", action="store_true", help="do not write junit.xml")
+    p.add_argument("--quiet", action="store_true", help="no per-check lines on stdout")
+    p.add_argument("--version", action="version", version="hpctriton probe " + __version__)
+    return p
+
+
+def format_line(entry: dict) -> str:
+    """``PASS  infer      grpc  simple            0.004s  2 output(s) ok ...``."""
+    return "{:<5} {:<10} {:<5} {:<24} {:>7.3f}s  {}".format(
+        entry["status"].upper(), entry["check"], entry["protocol"] or "-",
+        entry["model"] or "-", float(entry.get("duration_s") or 0), entry["message"])
+
+
+def _setup_log(path: str) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    return handler
+
+
+def _write_junit(task_dir: str, results: dict) -> None:
+    from .junit import results_to_junit
+    from .results import atomic_write
+
+    atomic_write(os.path.join(task_dir, "junit.xml"), results_to_junit(results))
+
+
+def _default_task() -> int:
+    value = os.environ.get("SLURM_ARRAY_TASK_ID", "")
+    return int(value) if value.isdigit() else 0
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Entry point of ``probe.pyz``; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help is 0, a usage error is 2
+        return int(exc.code or 0)
+    from .clients import ProbeDependencyError
+    from .results import EXIT_INTERRUPTED, exit_code, write_stdout_line
+    from .spec import SpecError, load_spec
+
+    task_index = args.task if args.task is not None else _default_task()
+    task_dir = os.path.join(args.out, str(task_index))
+    if args.junit_only:
+        try:
+            with open(os.path.join(task_dir, "results.json"), encoding="utf-8") as fh:
+                results = json.load(fh)
+            _write_junit(task_dir, results)
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"probe: cannot write junit.xml: {exc}\n")
+            return EXIT_USAGE
+        return exit_code(results)
+    try:
+        spec = load_spec(args.spec)
+        task = spec.task(task_index)
+    except SpecError as exc:
+        sys.stderr.write(f"probe: {exc}\n")
+        return EXIT_USAGE
+    try:
+        os.makedirs(task_dir, exist_ok=True)
+    except OSError as exc:
+        sys.stderr.write(f"probe: cannot create {task_dir}: {exc}\n")
+        return EXIT_USAGE
+    handler = _setup_log(os.path.join(task_dir, "probe.log"))
+    log.info("hpctriton probe %s on Python %s (%s); spec %s, task %d, run %s", __version__,
+             sys.version.split()[0], sys.executable, os.path.abspath(args.spec), task_index,
+             spec.run_id)
+    started = time.monotonic()
+    base_dir = os.path.dirname(os.path.abspath(args.spec))
+    on_result = None if args.quiet else (lambda e: write_stdout_line(format_line(e)))
+    try:
+        from .runner import run_task
+
+        results = run_task(task, task_dir, run_id=spec.run_id, base_dir=base_dir,
+                           on_result=on_result, handle_sigterm=True)
+    except (ProbeDependencyError, SpecError) as exc:
+        log.error("%s", exc)
+        sys.stderr.write(f"probe: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # noqa: BLE001 - a crash: say so plainly, keep the trace in the log
+        log.error("probe crashed:\n%s", traceback.format_exc())
+        sys.stderr.write("probe crashed; see {}\n{}".format(
+            os.path.join(task_dir, "probe.log"), traceback.format_exc()))
+        return EXIT_CRASH
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    if not args.no_junit:
+        try:
+            _write_junit(task_dir, results)
+        except OSError as exc:
+            sys.stderr.write(f"probe: cannot write junit.xml: {exc}\n")
+    summary = results["summary"]
+    code = exit_code(results)
+    if not args.quiet:
+        write_stdout_line("{}: {} passed, {} failed, {} errors, {} skipped in {:.2f} s -> {}"
+                          .format("interrupted" if code == EXIT_INTERRUPTED else
+                                  "ok" if code == 0 else "FAILED",
+                                  summary["pass"], summary["fail"], summary["error"],
+                                  summary["skip"], time.monotonic() - started,
+                                  os.path.join(task_dir, "results.json")))
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m hpctriton_probe.cli
+    sys.exit(main())

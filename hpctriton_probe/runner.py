@@ -1,0 +1,169 @@
+"""Run one task's checks and build its results document.
+
+Used by the probe's CLI inside a job and, in-process, by ``hpctriton check``::
+
+    from hpctriton_probe.runner import run_task
+    from hpctriton_probe.spec import load_spec
+
+    spec = load_spec("bundle/spec.json")
+    results = run_task(spec.task(0), "results/0", run_id=spec.run_id, base_dir="bundle")
+
+The statistics check is special: its "before" snapshot is taken ahead of every other
+check and its entries are recorded after all of them, so the difference covers the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from . import checks as checks_pkg
+from .calls import Caller
+from .checks import CheckContext
+from .checks import statistics as statistics_check
+from .clients import Clients, expand_headers, require_tritonclient
+from .results import Interrupted, ResultsWriter, SigtermGuard, new_results, utc_now
+from .spec import CheckSpec, TaskSpec
+
+log = logging.getLogger("hpctriton_probe")
+
+#: Within one check, results.json is rewritten at least this often (and after it).
+SAVE_EVERY_S = 1.0
+
+
+def _run_info(task: TaskSpec) -> dict:
+    s = task.server
+    return {
+        "server": {"host": s.host, "http_port": s.http_port, "grpc_port": s.grpc_port,
+                   "metrics_port": s.metrics_port, "tls": s.tls is not None},
+        "models": list(task.models),
+        "checks_planned": [c.name for c in task.checks],
+        "point": dict(task.point),
+    }
+
+
+def run_task(
+    task: TaskSpec,
+    out_dir: Optional[str] = None,
+    *,
+    run_id: str = "",
+    base_dir: str = ".",
+    on_result: Optional[Callable[[dict], None]] = None,
+    environ: Optional[dict] = None,
+    handle_sigterm: bool = False,
+) -> dict:
+    """Run ``task``'s checks; return the results document (README's ``results.json``).
+
+    ``out_dir`` (optional): write ``out_dir/results.json`` at the start, after every
+    check (within a long check, every second) and at the end. ``base_dir``: where
+    relative file paths of the spec (input data, expected outputs, TLS files) are found.
+    ``on_result`` is called with each entry as it is recorded. ``handle_sigterm`` (the
+    CLI sets it; main thread only) turns SIGTERM into a clean stop: ``run.interrupted``
+    is true in the returned and written results.
+
+    Raises ``ProbeDependencyError`` when tritonclient or numpy is missing and
+    ``SpecError`` when a header names an unset environment variable.
+    """
+    require_tritonclient()
+    headers = expand_headers(task.server.headers, environ)
+    results = new_results(run_id, task.task, environ=environ, extra_run=_run_info(task))
+    writer = ResultsWriter(out_dir) if out_dir else None
+    guard = SigtermGuard(busy=lambda: bool(writer and writer.writing))
+    clients = Clients(task.server, base_dir=base_dir, headers=headers)
+    caller = Caller(task.probe.retries, task.probe.retry_backoff_s)
+    shared = {}  # type: dict
+    started = time.monotonic()
+    current: dict[str, Optional[str]] = {"check": None}
+    last_save = {"at": 0.0}
+
+    def save(final: bool = False) -> None:
+        results["run"]["duration_s"] = round(time.monotonic() - started, 3)
+        last_save["at"] = time.monotonic()
+        if writer is not None:
+            writer.write(results, durable=final)
+            if not final:
+                guard.check_pending()
+
+    def record(entry: dict) -> None:
+        results["checks"].append(entry)
+        log.info("%s %s %s %s: %s", entry["status"].upper(), entry["check"],
+                 entry["protocol"] or "-", entry["model"] or "-", entry["message"])
+        # Written after every check (below), and within a long check at least every
+        # SAVE_EVERY_S seconds; SIGTERM writes whatever was recorded.
+        if time.monotonic() - last_save["at"] >= SAVE_EVERY_S:
+            save()
+        if on_result is not None:
+            on_result(entry)
+
+    def context(spec: CheckSpec) -> CheckContext:
+        return CheckContext(spec.name, spec.options, task, clients, caller,
+                            base_dir=base_dir, shared=shared)
+
+    def run_check(spec: CheckSpec, fn: Callable[[CheckContext], Any]) -> None:
+        current["check"] = spec.name
+        ctx = context(spec)
+        t0 = time.monotonic()
+        try:
+            for entry in fn(ctx):
+                record(entry)
+        except Exception as exc:  # noqa: BLE001 - a probe bug must not lose other checks
+            log.error("check %s crashed:\n%s", spec.name, traceback.format_exc())
+            record(ctx.entry(None, None, "error", "the probe failed in this check: "
+                             f"{type(exc).__name__}: {exc}", {}, t0))
+        current["check"] = None
+        save()
+
+    if handle_sigterm:
+        guard.install()
+    try:
+        save()
+        stats = [c for c in task.checks if c.name == "statistics"]
+        others = [c for c in task.checks if c.name != "statistics"]
+        for spec in stats:
+            current["check"] = "statistics"
+            try:
+                shared[statistics_check.SNAPSHOT_KEY] = statistics_check.snapshot(context(spec))
+            except Exception:  # noqa: BLE001 - the "after" entries will say what is wrong
+                log.error("statistics snapshot failed:\n%s", traceback.format_exc())
+        for spec in others:
+            run_check(spec, checks_pkg.load(spec.name).run)
+        for spec in stats:
+            run_check(spec, statistics_check.run)
+        current["check"] = None
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signame = "SIGTERM" if isinstance(exc, Interrupted) else "SIGINT"
+        results["run"]["interrupted"] = True
+        results["run"]["interrupted_by"] = signame
+        if current["check"]:
+            entry: dict[str, Any] = {
+                "check": current["check"], "protocol": None, "model": None,
+                "status": "error", "duration_s": 0.0,
+                "message": f"interrupted by {signame} before this check finished",
+                "details": {}}
+            results["checks"].append(entry)
+            if on_result is not None:
+                on_result(entry)
+        log.warning("interrupted by %s during %s", signame, current["check"] or "start-up")
+        if isinstance(exc, KeyboardInterrupt):
+            _finish(results, save, clients, guard)
+            raise
+    _finish(results, save, clients, guard)
+    return results
+
+
+def _finish(results: dict, save: Callable[..., None], clients: Clients,
+            guard: SigtermGuard) -> None:
+    # Keep the guard installed but spent: a further SIGTERM (batch systems send more
+    # than one) is ignored until the final results are on disk, instead of killing the
+    # probe with the default action half-way through.
+    guard.fired = True
+    guard.pending = None
+    results["run"]["ended_at"] = utc_now()
+    try:
+        clients.close()
+    except Exception:  # noqa: BLE001 - closing must never lose results
+        log.debug("closing clients failed", exc_info=True)
+    save(final=True)
+    guard.uninstall()
