@@ -160,6 +160,112 @@ def render(config_path: str, cluster: str | None, backend: str | None,
     click.echo(f"run it by hand: cd {bundle.path} && {how}")
 
 
+@cli.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              help="A config file (default ./hpctriton.yaml when no URL is given).")
+@set_option
+@click.option("--http-url", metavar="HOST:PORT", help="Triton's HTTP endpoint.")
+@click.option("--grpc-url", metavar="HOST:PORT", help="Triton's gRPC endpoint.")
+@click.option("--metrics-url", metavar="HOST:PORT", help="Triton's metrics endpoint.")
+@click.option("--model", "models", multiple=True, metavar="NAME", help="A model (repeatable).")
+@click.option("--checks", "checks_csv", metavar="NAMES",
+              help="Comma-separated checks (default: the config's, else all but load).")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False),
+              help="Write results.json here.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Write JUnit XML here.")
+@json_option
+@handle_errors
+def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | None,
+          grpc_url: str | None, metrics_url: str | None, models: tuple[str, ...],
+          checks_csv: str | None, results_path: str | None, junit_path: str | None,
+          as_json: bool) -> None:
+    """Run the probe here and now against a Triton server (no job, no cluster).
+
+    Exit 0 when every check passed (skips allowed), 1 when one failed or errored.
+    """
+    from hpctriton_probe.cli import format_line
+    from hpctriton_probe.junit import results_to_junit
+
+    from .check import check as run_check
+    from .check import config_for_check
+    from .report.terminal import summary_line
+    from .runs import atomic_write
+
+    checks = [c.strip() for c in (checks_csv or "").split(",") if c.strip()]
+    config = config_for_check(config_path, overrides=overrides, http_url=http_url,
+                              grpc_url=grpc_url, metrics_url=metrics_url, models=models,
+                              checks=checks)
+    printer = None if as_json else (lambda entry: click.echo(format_line(entry)))
+    results = run_check(config, on_result=printer)
+    documents = [t.data for t in results.tasks]
+    document: Any = documents[0] if len(documents) == 1 else documents
+    if results_path:
+        atomic_write(Path(results_path), json.dumps(document, indent=1) + "\n")
+    if junit_path:
+        atomic_write(Path(junit_path), results_to_junit(document))
+    if as_json:
+        emit_json(document)
+    else:
+        click.echo(summary_line(results))
+    sys.exit(0 if results.ok else 1)
+
+
+@cli.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              help="Run this config instead of examples/local.yaml (its server ports are "
+                   "replaced by the demo server's).")
+@click.option("--runs-dir", default="hpctriton-runs", show_default=True,
+              type=click.Path(file_okay=False), help="Where the demo's run record goes.")
+@click.option("--http-port", type=int, help="Fixed ports for the demo server (default: free).")
+@click.option("--grpc-port", type=int)
+@click.option("--metrics-port", type=int)
+@click.option("--ready-timeout", "ready_timeout_s", type=float, default=120.0,
+              show_default=True, help="Seconds to wait for the demo server.")
+@json_option
+@handle_errors
+def demo(config_path: str | None, runs_dir: str, http_port: int | None,
+         grpc_port: int | None, metrics_port: int | None, ready_timeout_s: float,
+         as_json: bool) -> None:
+    """Start the bundled demo Triton server, run the local-backend job, show the report.
+
+    The whole main job on this machine: render -> submit (local backend) -> the probe
+    checks a real Triton -> collect -> report. The server stops when the demo ends.
+    """
+    from .api import Run
+    from .api import submit as api_submit
+    from .demo import demo_config, demo_server
+    from .report.terminal import print_results
+
+    def say(text: str) -> None:
+        if not as_json:
+            click.echo(text, err=True)
+
+    say("starting the demo Triton server (nvidia-pytriton's tritonserver, on the CPU)...")
+    with demo_server(http_port, grpc_port, metrics_port, ready_timeout_s) as server:
+        say(f"Triton is ready: HTTP 127.0.0.1:{server.http_port}, gRPC 127.0.0.1:"
+            f"{server.grpc_port}, metrics 127.0.0.1:{server.metrics_port}")
+        source = config_path or "examples/local.yaml"
+        say(f"hpctriton submit -c {source} --backend local --wait "
+            + " ".join(f"--set {o}" for o in server.overrides()))
+        config = demo_config(server, runs_dir, config_path)
+        run = api_submit(config, backend="local", wait=True, progress=not as_json)
+        assert isinstance(run, Run)
+        with run:
+            status = run.status()
+            results = run.results()
+            if as_json:
+                emit_json({**status_json(run, status), "results": results.to_json(),
+                           "run_dir": str(run.path)})
+            else:
+                print_status(run, status)
+                print_results(results)
+                say(f"run folder: {run.path}  (bundle/, results/, run.json, config.yaml)")
+                say(f"next: hpctriton report {run.run_id} --runs-dir {runs_dir} "
+                    "--html report.html")
+    sys.exit(0 if results.ok and outcome_code(status) == 0 else 1)
+
+
 def runs_dir_option(f: F) -> F:
     f = click.option("--runs-dir", type=click.Path(file_okay=False),
                      help="Folder of run records (default: the config's runs_dir, else "
