@@ -1,1 +1,77 @@
-"""hpctriton."""
+"""hpctriton: check, load-test and monitor a Triton server from HPC batch jobs.
+
+Everything the command line does is a function here first::
+
+    from hpctriton import load_config, submit, open_run
+
+    run = submit(load_config("hpctriton.yaml"), cluster="asgc-slurm")
+    run.wait(progress=True)       # state files, scheduler hints at most every 30 s
+    run.collect()                 # one verified tar stream back through SSH
+    run.results()                 # pass/fail per check, HTML in Jupyter, pandas, plots
+    open_run()                    # the newest run again, from a new process or day
+
+Errors all derive from :class:`HpctritonError` (see :mod:`hpctriton.errors`).
+"""
+
+from hpctriton_probe import __version__
+
+from .api import Run, SubmitPlan, open_run, submit
+from .bundle import Bundle, render_bundle
+from .check import check, config_for_check
+from .collect import CollectReport
+from .config import ClusterConfig, Config, config_from_data, json_schema, load_config
+from .errors import (
+    CollectError,
+    CommandError,
+    ConfigError,
+    HostKeyError,
+    HpctritonError,
+    PartialSubmitError,
+    RemoteError,
+    RenderError,
+    RunNotFound,
+    TransportError,
+    UsageError,
+)
+from .results import CheckResult, Results, TaskResults
+from .runs import JobRef, RunRecord, list_runs
+from .states import JobState, TaskStatus
+from .watch import RunStatus
+
+__all__ = [
+    "Bundle",
+    "CheckResult",
+    "ClusterConfig",
+    "CollectError",
+    "CollectReport",
+    "CommandError",
+    "Config",
+    "ConfigError",
+    "HostKeyError",
+    "HpctritonError",
+    "JobRef",
+    "JobState",
+    "PartialSubmitError",
+    "RemoteError",
+    "RenderError",
+    "Results",
+    "Run",
+    "RunNotFound",
+    "RunRecord",
+    "RunStatus",
+    "SubmitPlan",
+    "TaskResults",
+    "TaskStatus",
+    "TransportError",
+    "UsageError",
+    "__version__",
+    "check",
+    "config_for_check",
+    "config_from_data",
+    "json_schema",
+    "list_runs",
+    "load_config",
+    "open_run",
+    "render_bundle",
+    "submit",
+]

@@ -49,7 +49,13 @@ def config_for_check(
     checks: Sequence[str] = (),
 ) -> Config:
     """A config from a file (if given, or ``./hpctriton.yaml`` when no URL is given),
-    with the flags laid over it; the flags alone are enough."""
+    with the flags laid over it; the flags alone are enough.
+
+    Example::
+
+        >>> config_for_check(http_url="localhost:8000", models=["simple"]).server.http_port
+        8000
+    """
     data: dict[str, Any] = {}
     base_dir: Path = Path(".")
     path = Path(config_path) if config_path else None
@@ -101,6 +107,12 @@ def check(
 
     Files named by checks are read relative to the config's folder; ``${VAR}`` in
     headers comes from ``environ`` (default: this process's environment).
+
+    Example::
+
+        >>> results = check(config_for_check(grpc_url="localhost:8001", models=["simple"]))
+        >>> [c.status for c in results.by_check("health")]
+        ['pass', 'pass']
     """
     from hpctriton_probe.runner import run_task
 

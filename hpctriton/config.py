@@ -529,13 +529,27 @@ def load_config(path: str | Path = DEFAULT_CONFIG, overrides: Sequence[str] = ()
 def config_from_data(
     data: Mapping[str, Any], base_dir: str | Path = ".", overrides: Sequence[str] = ()
 ) -> Config:
-    """Validate a config given as plain data (a notebook, ``hpctriton check`` flags)."""
+    """Validate a config given as plain data (a notebook, ``hpctriton check`` flags).
+
+    Example::
+
+        >>> cfg = config_from_data({"server": {"host": "gpu01", "grpc_port": 8001},
+        ...                         "models": ["simple"], "checks": ["health"]})
+        >>> cfg.check_names
+        ['health']
+    """
     merged = ov.apply_all(data, [ov.parse_set(item) for item in overrides])
     return _validate(merged, None, Path(base_dir).resolve())
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the config file (``hpctriton schema``)."""
+    """The JSON Schema of the config file (``hpctriton schema``).
+
+    Example::
+
+        >>> json_schema()["title"]
+        'hpctriton config'
+    """
     schema = Config.model_json_schema(mode="validation")
     schema.get("properties", {}).pop("base_dir", None)
     schema["title"] = "hpctriton config"

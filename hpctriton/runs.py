@@ -153,7 +153,13 @@ def runs_root(runs_dir: str | Path | None = None, config: Config | None = None) 
 
 
 def list_runs(root: Path) -> list[RunRecord]:
-    """Every run under ``root``, newest first."""
+    """Every run under ``root``, newest first.
+
+    Example::
+
+        >>> [r.run_id for r in list_runs(Path("hpctriton-runs"))][:1]
+        ['20261121-224033-asgc-slurm-1a2b']
+    """
     if not root.is_dir():
         return []
     records = []
