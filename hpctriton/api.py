@@ -178,7 +178,7 @@ class Run:
             >>> run.results().ok
             True
         """
-        return Results.from_dir(self.record.results_dir, self.run_id)
+        return Results.from_run_dir(self.path)
 
 
 # ------------------------------------------------------------------ submit

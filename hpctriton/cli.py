@@ -480,6 +480,67 @@ def collect(run_ref: str | None, runs_dir: str | None, config_path: str | None,
 
 
 @cli.command()
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@runs_dir_option
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write one self-contained HTML report with plots here.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Write JUnit XML here (for CI systems).")
+@json_option
+@handle_errors
+def report(run_ref: str | None, runs_dir: str | None, config_path: str | None,
+           html_path: str | None, junit_path: str | None, as_json: bool) -> None:
+    """Show a collected run's results (RUN: newest); exit 1 unless every check passed."""
+    from .report import write_html_report, write_junit
+    from .report.terminal import print_results
+
+    with open_cli_run(run_ref, runs_dir, config_path) as run:
+        results = run.results()
+        if html_path:
+            write_html_report(run, html_path)
+        if junit_path:
+            write_junit(run, junit_path)
+        if as_json:
+            emit_json(results.to_json())
+        else:
+            if not results.tasks:
+                click.echo(f"run {run.run_id}: no results collected yet "
+                           f"(hpctriton collect {run.run_id})", err=True)
+            print_results(results)
+            for path, what in ((html_path, "HTML report"), (junit_path, "JUnit XML")):
+                if path:
+                    click.echo(f"wrote {what} {path}", err=True)
+        sys.exit(0 if results.ok else 1)
+
+
+@cli.command()
+@click.argument("run_refs", metavar="RUN_A RUN_B [RUN...]", nargs=-1, required=True)
+@runs_dir_option
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write the comparison as one HTML file with plots.")
+@json_option
+@handle_errors
+def compare(run_refs: tuple[str, ...], runs_dir: str | None, config_path: str | None,
+            html_path: str | None, as_json: bool) -> None:
+    """Compare runs side by side: the first is the baseline, differences are B - A."""
+    from .errors import UsageError
+    from .report import compare_runs
+
+    if len(run_refs) < 2:
+        raise UsageError("compare needs at least two runs")
+    runs = [open_cli_run(ref, runs_dir, config_path) for ref in run_refs]
+    comparison = compare_runs(runs)
+    if html_path:
+        comparison.write_html(html_path)
+    if as_json:
+        emit_json(comparison.to_json())
+    else:
+        comparison.print()
+        if html_path:
+            click.echo(f"wrote {html_path}", err=True)
+
+
+@cli.command()
 @runs_dir_option
 @click.option("-n", "--limit", type=int, default=20, show_default=True)
 @json_option

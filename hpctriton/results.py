@@ -420,11 +420,13 @@ class Results:
                 raise ValueError("no load results to plot"
                                  + (f" for model {model!r}" if model else "")
                                  + ": run the load check, or plot(kind='timeline')")
-            return plots.load_figure(points)
+            from .report.measures import task_scopes
+
+            return plots.notebook_ready(plots.load_figure(points, task_scopes(self.tasks)))
         if kind == "timeline":
-            return plots.timeline_figure([("", self)])
+            return plots.notebook_ready(plots.timeline_figure([("", self)]))
         if kind == "models":
-            return plots.models_figure([("", self)], model=model)
+            return plots.notebook_ready(plots.models_figure([("", self)], model=model))
         raise ValueError(f"unknown plot kind {kind!r}: auto, load, timeline or models")
 
     def _repr_html_(self) -> str:

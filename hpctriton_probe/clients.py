@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any, Optional
 
+from . import features
 from .spec import KeepaliveOptions, ServerSpec, SpecError
 
 log = logging.getLogger("hpctriton_probe")
@@ -22,6 +23,11 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class ProbeDependencyError(RuntimeError):
     """tritonclient (or numpy) is not importable: exit code 2, with the fix."""
+
+
+class FeatureMissing(RuntimeError):
+    """The installed tritonclient lacks what a check needs: that part is skipped,
+    with this message as the reason."""
 
 
 def require_tritonclient() -> None:
@@ -149,7 +155,7 @@ class Clients:
         if self.tls:
             self.check_tls_files()
             kwargs.update(ssl=True, ssl_context_factory=self._ssl_context_factory())
-            if _accepts(module.InferenceServerClient, "insecure"):  # tritonclient 2.31+
+            if _accepts(module.InferenceServerClient, "insecure"):  # 2.30+ have it; checked anyway
                 kwargs["insecure"] = not self.tls.verify
         client = module.InferenceServerClient(self.url("http"), **kwargs)
         self._http[timeout_s] = client
@@ -167,25 +173,47 @@ class Clients:
                 "certificate_chain": self.cert}
 
     def grpc(self) -> Any:
-        """The shared gRPC client (tritonclient's default keepalive settings)."""
+        """The shared gRPC client (tritonclient's default keepalive settings).
+
+        Every method takes ``client_timeout``, whatever the tritonclient release
+        (see ``features.GrpcDeadlines``)."""
         if self._grpc is None:
             module = import_client("grpc")
-            self._grpc = module.InferenceServerClient(self.url("grpc"), **self._grpc_kwargs())
+            self._grpc = _with_deadlines(
+                module.InferenceServerClient(self.url("grpc"), **self._grpc_kwargs()))
         return self._grpc
 
-    def grpc_keepalive(self, opts: KeepaliveOptions) -> tuple:
-        """A new gRPC client with ``KeepAliveOptions`` from ``opts``; returns
-        ``(client, settings)`` where settings are the values actually used."""
+    def keepalive_settings(self, opts: KeepaliveOptions) -> tuple:
+        """``(settings, not_applied)``: the ``KeepAliveOptions`` values for ``opts`` that
+        the installed tritonclient takes, and ``{field: reason}`` for those it does not.
+
+        Raises ``FeatureMissing`` when tritonclient has no ``KeepAliveOptions`` at all.
+        """
         module = import_client("grpc")
-        settings = {
+        wanted = {
             "keepalive_time_ms": int(round(opts.keepalive_time_s * 1000)),
             "keepalive_timeout_ms": int(round(opts.keepalive_timeout_s * 1000)),
             "keepalive_permit_without_calls": bool(opts.permit_without_calls),
             "http2_max_pings_without_data": int(opts.max_pings_without_data),
         }
+        fields = features.keepalive_fields(module)
+        if fields is None:
+            raise FeatureMissing(f"{features.client_version()} has no "
+                                 "tritonclient.grpc.KeepAliveOptions")
+        settings = {k: v for k, v in wanted.items() if k in fields}
+        not_applied = {k: f"KeepAliveOptions of {features.client_version()} has no {k}"
+                       for k in wanted if k not in fields}
+        return settings, not_applied
+
+    def grpc_keepalive(self, opts: KeepaliveOptions) -> tuple:
+        """A new gRPC client with ``KeepAliveOptions`` from ``opts``; returns
+        ``(client, settings)`` where settings are the values actually used (fields the
+        installed tritonclient lacks are left out: see ``keepalive_settings``)."""
+        module = import_client("grpc")
+        settings, _ = self.keepalive_settings(opts)
         keepalive = module.KeepAliveOptions(**settings)
-        client = module.InferenceServerClient(self.url("grpc"), keepalive_options=keepalive,
-                                              **self._grpc_kwargs())
+        client = _with_deadlines(module.InferenceServerClient(
+            self.url("grpc"), keepalive_options=keepalive, **self._grpc_kwargs()))
         self._extra.append(client)
         return client, settings
 
@@ -208,6 +236,11 @@ class Clients:
             if client is not None:
                 _close_quietly(client)
         self._http, self._grpc, self._extra = {}, None, []
+
+
+def _with_deadlines(client: Any) -> Any:
+    """``client``, wrapped where its methods lack ``client_timeout`` (older releases)."""
+    return features.GrpcDeadlines(client) if features.GrpcDeadlines.needed(client) else client
 
 
 def _accepts(cls: Any, name: str) -> bool:

@@ -200,6 +200,139 @@ class MetricsOptions(CheckOptions):
     path: str = "/metrics"
 
 
+@dataclass
+class StabilityOptions:
+    """perf_analyzer's stability rule: the last ``windows`` measurement windows all lie
+    within ``percent`` % of their average, for throughput and for average latency;
+    at most ``max_trials`` windows per point (a point that never settles is reported
+    as not stable)."""
+
+    __pydantic_config__ = _forbid_extra()
+    windows: int = 3
+    percent: float = 10.0
+    max_trials: int = 10
+
+    def __post_init__(self) -> None:
+        _check_positive("stability.windows", self.windows)
+        _check_positive("stability.percent", self.percent)
+        _check_positive("stability.max_trials", self.max_trials)
+        if self.max_trials < self.windows:
+            raise SpecError("stability.max_trials ({}) must be at least stability.windows "
+                            "({})".format(self.max_trials, self.windows))
+
+
+LOAD_SCHEDULES = ("constant", "poisson")
+
+
+def parse_range(text: str, what: str, integer: bool) -> List[Any]:
+    """perf_analyzer's ``start:end:step`` (end included; step defaults to 1; ``"4"``
+    alone is one value) as a list of numbers."""
+    parts = [p.strip() for p in text.split(":")]
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise SpecError(f"{what}: expected START:END:STEP (like \"1:16:2\"), got {text!r}")
+    try:
+        nums = [int(p) if integer else float(p) for p in parts]
+    except ValueError:
+        raise SpecError("{}: {!r} is not a range of {}".format(
+            what, text, "integers" if integer else "numbers")) from None
+    start = nums[0]
+    end = nums[1] if len(nums) > 1 else start
+    step = nums[2] if len(nums) > 2 else 1
+    if start <= 0 or step <= 0 or end < start:
+        raise SpecError(f"{what}: {text!r} needs 0 < START <= END and STEP > 0")
+    out = []
+    i = 0
+    while True:
+        value = start + i * step
+        if value > end + (0 if integer else 1e-9 * end):
+            break
+        out.append(value if integer else round(value, 9))
+        i += 1
+        if i > 10000:
+            raise SpecError(f"{what}: {text!r} gives more than 10000 points")
+    return out
+
+
+@dataclass
+class LoadOptions:
+    """Load test: a concurrency sweep (closed loop) or request rates (open loop).
+
+    Unlike the other checks it takes one ``protocol``; ``models`` defaults to the
+    config's models. ``concurrency`` and ``request_rate`` are per task: with
+    ``tasks: N`` the server sees N times as much.
+    """
+
+    __pydantic_config__ = _forbid_extra()
+    protocol: str = "grpc"
+    #: gRPC bidirectional streaming (perf_analyzer's ``--streaming``).
+    streaming: bool = False
+    #: Models under load at once (each with its own figures); empty = the config's models.
+    models: List[str] = field(default_factory=list)
+    batch_size: int = 1
+    #: Closed loop: requests kept in flight per model, ``"1:16:2"``, ``[1, 2, 4]`` or ``4``.
+    concurrency: Union[int, str, List[int], None] = None
+    #: Open loop: requests per second per model, ``"100:500:100"``, ``[50, 100]`` or ``100``.
+    request_rate: Union[float, str, List[float], None] = None
+    #: When open-loop requests are due: evenly spaced, or a Poisson process.
+    schedule: str = "constant"
+    #: Load before the measurement windows of each point, not measured.
+    warmup_s: float = 2.0
+    #: Length of one measurement window (perf_analyzer's ``--measurement-interval``).
+    window_s: float = 5.0
+    stability: StabilityOptions = field(default_factory=StabilityOptions)
+    #: perf_analyzer-style input-data JSON; one file, or one per model name.
+    input_data: Union[str, Dict[str, str], None] = field(default=None, metadata=FILE)
+    #: Dimensions for inputs with dynamic (-1) dims, by input name.
+    shapes: Dict[str, List[int]] = field(default_factory=dict)
+    #: Slurm tasks of one job (``srun --ntasks``) that generate the load together.
+    tasks: int = 1
+    #: Per-request timeout; default ``probe.timeout_s``.
+    timeout_s: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        _check_positive("timeout_s", self.timeout_s)
+        _check_protocols([self.protocol])
+        if self.streaming and self.protocol != "grpc":
+            raise SpecError("streaming needs protocol grpc")
+        _check_positive("batch_size", self.batch_size)
+        if self.concurrency is not None and self.request_rate is not None:
+            raise SpecError("give concurrency or request_rate, not both")
+        if self.schedule not in LOAD_SCHEDULES:
+            raise SpecError("schedule {!r} is not one of {}".format(
+                self.schedule, ", ".join(LOAD_SCHEDULES)))
+        _check_positive("warmup_s", self.warmup_s, allow_zero=True)
+        _check_positive("window_s", self.window_s)
+        _check_positive("tasks", self.tasks)
+        for name, dims in self.shapes.items():
+            if any(d <= 0 for d in dims):
+                raise SpecError(f"shapes.{name}: every dimension must be > 0, got {dims}")
+        self.points()  # the range strings must parse
+
+    @property
+    def mode(self) -> str:
+        """``concurrency`` (closed loop) or ``request_rate`` (open loop)."""
+        return "request_rate" if self.request_rate is not None else "concurrency"
+
+    def points(self) -> List[Any]:
+        """The sweep's values: concurrencies (ints) or request rates (floats)."""
+        if self.request_rate is not None:
+            value: Any = self.request_rate
+            if isinstance(value, str):
+                return parse_range(value, "request_rate", integer=False)
+            values = [float(v) for v in (value if isinstance(value, list) else [value])]
+            what = "request_rate"
+        else:
+            value = 1 if self.concurrency is None else self.concurrency
+            if isinstance(value, str):
+                return parse_range(value, "concurrency", integer=True)
+            values = [v for v in (value if isinstance(value, list) else [value])]
+            what = "concurrency"
+        if not values or any(isinstance(v, bool) or v <= 0 for v in values):
+            raise SpecError(f"{what} must be one or more numbers greater than zero, "
+                            f"got {value!r}")
+        return values
+
+
 #: Check name -> its options class. The order is the default suite's order.
 CHECK_OPTIONS = {
     "health": HealthOptions,
@@ -208,6 +341,7 @@ CHECK_OPTIONS = {
     "infer": InferOptions,
     "statistics": StatisticsOptions,
     "metrics": MetricsOptions,
+    "load": LoadOptions,  # not in DEFAULT_CHECKS: a load test is asked for by name
 }  # type: Dict[str, Any]
 
 DEFAULT_CHECKS = ["health", "metadata", "keepalive", "infer", "statistics", "metrics"]

@@ -144,7 +144,13 @@ def point_from_dict(raw: Mapping[str, Any], *, task: int, model: str,
 
 
 def points_of_entry(entry: CheckResult) -> list[LoadPoint]:
-    """The points of one ``load`` result entry (none for an entry without figures)."""
+    """The points of one ``load`` result entry (none for an entry without figures).
+
+    Example::
+
+        >>> [p.load for p in points_of_entry(res["load"][0])]
+        [1.0, 2.0, 4.0]
+    """
     details = entry.details or {}
     raw_points = details.get("points")
     if not isinstance(raw_points, list):
@@ -179,7 +185,13 @@ def load_points(results: Results | Iterable[CheckResult]) -> list[LoadPoint]:
 
 def group_series(points: Iterable[LoadPoint]) -> dict[tuple[str, str | None, str],
                                                      list[LoadPoint]]:
-    """Points by ``(model, protocol, mode)``, each list sorted by task then load."""
+    """Points by ``(model, protocol, mode)``, each list sorted by task then load.
+
+    Example::
+
+        >>> list(group_series(res.load_points()))
+        [('simple', 'grpc', 'concurrency')]
+    """
     groups: dict[tuple[str, str | None, str], list[LoadPoint]] = {}
     for p in sorted(points, key=lambda p: (p.model, p.protocol or "", p.mode, p.task, p.load)):
         groups.setdefault(p.series, []).append(p)
@@ -187,6 +199,12 @@ def group_series(points: Iterable[LoadPoint]) -> dict[tuple[str, str | None, str
 
 
 def series_title(series: tuple[str, str | None, str]) -> str:
-    """``simple (grpc, concurrency)``."""
+    """A series as a title.
+
+    Example::
+
+        >>> series_title(("simple", "grpc", "request_rate"))
+        'simple · grpc · request rate'
+    """
     model, protocol, mode = series
-    return f"{model} ({', '.join(x for x in (protocol, MODE_LABELS.get(mode, mode)) if x)})"
+    return " · ".join(x for x in (model, protocol, mode.replace("_", " ")) if x)

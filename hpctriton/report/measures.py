@@ -17,11 +17,12 @@ Where the numbers come from (the checks' ``details``):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..results import Results, TaskResults
+from ..results import Results, TaskResults, point_label
 from .load import PERCENTILES, load_points
 
 #: Statistics ``delta`` fields shown, with their labels: the server's time per request.
@@ -31,6 +32,9 @@ SERVER_TIMES: tuple[tuple[str, str], ...] = (
     ("compute_infer_avg_ms", "compute infer"),
     ("compute_output_avg_ms", "compute output"),
 )
+
+#: Metrics that count things (shown as whole numbers).
+COUNT_METRICS = frozenset({"errors", "failures"})
 
 #: Which way is better, per metric (absent: neither).
 BETTER: dict[str, str] = {
@@ -77,16 +81,30 @@ class Measure:
 
 
 def task_scopes(tasks: Iterable[TaskResults]) -> dict[int, str]:
-    """Each task's scope: its sweep point as text, with the task number added where
-    several tasks share a point (or there is no sweep but several tasks)."""
+    """Each task's scope: the sweep keys whose value differs between the tasks, as text
+    (``server.host=gpu02``); the task number is added where several tasks share it.
+    A single task, or tasks that all share one point, have the scope ``""``.
+
+    Example::
+
+        >>> task_scopes(res.tasks)
+        {0: 'server.host=gpu01', 1: 'server.host=gpu02'}
+    """
     tasks = list(tasks)
-    labels = {t.task: t.point_label for t in tasks}
+    keys = list(dict.fromkeys(k for t in tasks for k in (t.point or {})))
+
+    def value(t: TaskResults, key: str) -> str:
+        return json.dumps((t.point or {}).get(key), sort_keys=True, default=str)
+
+    varying = [k for k in keys if len({value(t, k) for t in tasks}) > 1]
+    labels = {t.task: point_label({k: v for k, v in (t.point or {}).items() if k in varying})
+              for t in tasks}
     seen: dict[str, int] = {}
     for label in labels.values():
         seen[label] = seen.get(label, 0) + 1
     out = {}
     for task, label in labels.items():
-        if seen[label] > 1:
+        if seen[label] > 1 and len(tasks) > 1:
             out[task] = f"{label} (task {task})" if label else f"task {task}"
         else:
             out[task] = label

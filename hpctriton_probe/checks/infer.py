@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any, Iterator, Optional
 
+from .. import features
 from .. import inputs as inp
 from ..calls import CallFailure
 from . import CheckContext, normalize_metadata, summarize_config
@@ -41,6 +42,20 @@ def _output_datatype(result: Any, name: str) -> Optional[str]:
     if isinstance(out, dict):  # HTTP
         return out.get("datatype")
     return getattr(out, "datatype", None)  # gRPC protobuf
+
+
+def _unsupported_tensors(meta: dict) -> dict:
+    """``{tensor name: reason}`` for inputs and outputs whose datatype the installed
+    tritonclient cannot encode or decode (BF16 in older releases)."""
+    out = {}
+    problems = {}  # type: dict
+    for io in meta["inputs"] + meta["outputs"]:
+        datatype = io["datatype"]
+        if datatype not in problems:
+            problems[datatype] = features.datatype_problem(datatype)
+        if problems[datatype]:
+            out[io["name"]] = problems[datatype]
+    return out
 
 
 def _load_files(ctx: CheckContext, model: str) -> tuple:
@@ -75,6 +90,14 @@ def _infer(ctx: CheckContext, protocol: str, model: str) -> dict:
                          "which this check does not drive", {"config": config}, started)
     mbs = config["max_batch_size"]
     details = {"batch_size": opts.batch_size if mbs > 0 else None, "max_batch_size": mbs}
+    unsupported = _unsupported_tensors(meta)
+    if unsupported:
+        details["unsupported_tensors"] = unsupported
+        reasons = sorted(set(unsupported.values()))
+        return ctx.entry(protocol, model, "skip", "{} (tensors {}): upgrade tritonclient to "
+                         "check this model's inference".format(
+                             "; ".join(reasons), ", ".join(sorted(unsupported))),
+                         details, started)
     try:
         data, data_path, expected, expected_path = _load_files(ctx, model)
         prep = inp.prepare(meta, mbs, batch_size=opts.batch_size, shapes=opts.shapes,

@@ -15,6 +15,8 @@ import time
 from typing import Any, Iterator
 
 from ..calls import CallFailure
+from ..clients import FeatureMissing
+from ..features import client_version
 from . import CheckContext
 
 _BAD_STATES = ("TRANSIENT_FAILURE", "SHUTDOWN")
@@ -80,7 +82,11 @@ def _keepalive(ctx: CheckContext, opts: Any) -> dict:
     holder = {}  # type: dict
 
     try:
+        _, not_applied = ctx.clients.keepalive_settings(opts)
         client, settings = ctx.clients.grpc_keepalive(opts)
+    except FeatureMissing as missing:
+        return ctx.entry("grpc", None, "skip", f"{missing}: cannot set keepalive options",
+                         {}, started)
     except Exception as exc:  # noqa: BLE001 - building the client is the probe's side
         return ctx.entry("grpc", None, "error",
                          f"cannot create the gRPC client: {type(exc).__name__}: {exc}",
@@ -94,6 +100,10 @@ def _keepalive(ctx: CheckContext, opts: Any) -> dict:
         states.watch(client)
     details = {"settings": settings, "calls": opts.calls, "period_s": opts.period_s,
                "interval_s": round(interval, 3), "latencies_ms": [], "succeeded": 0}
+    if not_applied:
+        # An older tritonclient without some KeepAliveOptions field: the check runs with
+        # the others and names what it could not set (the "skipped part").
+        details["settings_not_applied"] = not_applied
 
     def make() -> Any:
         # After a refusal, a fresh channel: the old one waits out its reconnect backoff.
@@ -141,11 +151,14 @@ def _keepalive(ctx: CheckContext, opts: Any) -> dict:
     if failure is not None:
         return ctx.failure_entry("grpc", None, failure, started, details)
     if healthy:
-        return ctx.entry("grpc", None, "pass", "{} calls on one channel{}, channel healthy{}"
+        return ctx.entry("grpc", None, "pass", "{} calls on one channel{}, channel healthy{}{}"
                          .format(opts.calls, f" over {opts.period_s:g} s"
                                  if opts.period_s else "",
                                  f" (reconnected {details['reconnects']} time(s))"
-                                 if details["reconnects"] else ""), details, started)
+                                 if details["reconnects"] else "",
+                                 "; not set (KeepAliveOptions of {} lacks them): {}".format(
+                                     client_version(), ", ".join(not_applied))
+                                 if not_applied else ""), details, started)
     if details["succeeded"] < opts.calls:
         return ctx.entry("grpc", None, "fail", "server not live at call {} of {}".format(
             details.get("failed_call"), opts.calls), details, started)
