@@ -266,6 +266,79 @@ def demo(config_path: str | None, runs_dir: str, http_port: int | None,
     sys.exit(0 if results.ok and outcome_code(status) == 0 else 1)
 
 
+@cli.group()
+def image() -> None:
+    """The tritonclient image: write its definition, or build it on a cluster.
+
+    Most sites already have one (the probe needs Python 3.8+ and tritonclient 2.30+):
+    then set container.image to it and build nothing.
+    """
+
+
+@image.command("def")
+@click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False),
+              help="Write the definition here (default: stdout).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@handle_errors
+def image_def(out_path: str | None, force: bool) -> None:
+    """Print (or write) the Singularity definition file of the tritonclient image."""
+    from .image import definition_text
+
+    text = definition_text()
+    if out_path is None:
+        click.echo(text, nl=False)
+        return
+    path = Path(out_path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists (use --force to replace it)")
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}: build it with `singularity build tritonclient.sif {path}` "
+               "or `hpctriton image build --cluster NAME`", err=True)
+
+
+@image.command("build")
+@config_option
+@click.option("--cluster", help="Build on this cluster's login node (or here, without host).")
+@click.option("--runtime", type=click.Choice(["singularity", "apptainer"]),
+              help="Default: the config's container runtime.")
+@click.option("--fakeroot", is_flag=True, help="Pass --fakeroot (unprivileged builds).")
+@click.option("-o", "--output", "output", help="The image path (on the build host).")
+@click.option("--force", is_flag=True, help="Overwrite an existing image.")
+@click.option("--dry-run", is_flag=True, help="Show the build command; run nothing.")
+@set_option
+@json_option
+@handle_errors
+def image_build(config_path: str, cluster: str | None, runtime: str | None, fakeroot: bool,
+                output: str | None, force: bool, dry_run: bool, overrides: tuple[str, ...],
+                as_json: bool) -> None:
+    """Build the image with singularity/apptainer build and print the config line to use it."""
+    from .image import build_image
+
+    config = load(config_path, overrides)
+    def show(plan: Any) -> None:
+        if not as_json:
+            click.echo(f"building on {plan.where}: {' '.join(plan.argv)}", err=True)
+
+    result = build_image(config, cluster, runtime=runtime, fakeroot=fakeroot, output=output,
+                         force=force, on_plan=None if dry_run else show, dry_run=dry_run)
+    if dry_run:
+        if as_json:
+            emit_json({"dry_run": True, "where": result.plan.where, "host": result.host,
+                       "argv": result.plan.argv, "image": result.plan.image,
+                       "config_line": result.config_line})
+        else:
+            click.echo(f"would run on {result.host}: {' '.join(result.plan.argv)}")
+            click.echo(f"then use: {result.config_line}")
+        return
+    if as_json:
+        emit_json({"image": result.plan.image, "host": result.host,
+                   "duration_s": round(result.duration_s, 1),
+                   "config_line": result.config_line})
+    else:
+        click.echo(f"built {result.plan.image} on {result.host} in {result.duration_s:.0f} s")
+        click.echo(f"use it with: {result.config_line}")
+
+
 def runs_dir_option(f: F) -> F:
     f = click.option("--runs-dir", type=click.Path(file_okay=False),
                      help="Folder of run records (default: the config's runs_dir, else "

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from .backends import Backend
 from .errors import CollectError
+from .loadmerge import merge_task_dir
 from .runs import RunRecord
 from .transport import Transport
 
@@ -43,12 +44,16 @@ class CollectReport:
     #: Tasks with nothing to fetch yet (not started, or results not reachable).
     missing: list[int] = field(default_factory=list)
     extra_files: list[str] = field(default_factory=list)
+    #: Task -> files written by merging its load files (``hpctriton.loadmerge``).
+    load_merged: dict[int, list[str]] = field(default_factory=dict)
     target: Path = Path(".")
 
     def to_json(self) -> dict[str, object]:
         return {"target": str(self.target), "fetched": self.fetched, "already": self.already,
                 "unverified": self.unverified, "corrupted": self.corrupted,
-                "missing": self.missing, "extra_files": self.extra_files}
+                "missing": self.missing, "extra_files": self.extra_files,
+                **({"load_merged": {str(k): v for k, v in self.load_merged.items()}}
+                   if self.load_merged else {})}
 
 
 def read_manifest(task_dir: Path) -> dict[str, str] | None:
@@ -184,6 +189,21 @@ def _accept(incoming: Path, dest: Path, task: int, report: CollectReport) -> Non
         shutil.rmtree(dest)
     incoming.rename(dest)
     report.fetched.append(task)
+    _merge_load(dest, task, report)
+
+
+def _merge_load(task_dir: Path, task: int, report: CollectReport) -> None:
+    """One load report for the whole job from its tasks' load files (written beside
+    the verified results; never a reason to refuse them)."""
+    if not (task_dir / "load").is_dir():
+        return
+    try:
+        written = merge_task_dir(task_dir)
+    except Exception as exc:  # noqa: BLE001 - a bad load file must not lose the results
+        log.warning("task %d: cannot merge its load files: %s", task, exc)
+        return
+    if written:
+        report.load_merged[task] = [p.name for p in written]
 
 
 def _remote_task_dirs(transport: Transport, record: RunRecord,

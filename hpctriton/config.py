@@ -76,10 +76,25 @@ class CheckItem:
 _OPTION_ADAPTERS = {name: TypeAdapter(cls) for name, cls in CHECK_OPTIONS.items()}
 
 
+def _inline_refs(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """Replace ``$ref``s by their definitions: an options schema is embedded in the
+    config's schema, where its own ``$defs`` would not resolve (options never recurse)."""
+    if defs is None and isinstance(schema, dict):
+        defs = schema.get("$defs", {})
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/") and defs is not None:
+            return _inline_refs(defs[ref.rsplit("/", 1)[-1]], defs)
+        return {k: _inline_refs(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(v, defs) for v in schema]
+    return schema
+
+
 def _checks_json_schema() -> dict[str, Any]:
     alternatives: list[dict[str, Any]] = [{"type": "string", "enum": list(CHECK_OPTIONS)}]
     for name, adapter in _OPTION_ADAPTERS.items():
-        options = adapter.json_schema()
+        options = _inline_refs(adapter.json_schema())
         alternatives.append({
             "type": "object",
             "properties": {name: {"anyOf": [options, {"type": "null"}]}},

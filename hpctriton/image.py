@@ -233,13 +233,15 @@ def _resolve_runtime(config: Config, runtime: str | None) -> str:
 def build_image(config: Config, cluster: str | None = None, *, runtime: str | None = None,
                 fakeroot: bool = False, output: str | None = None, force: bool = False,
                 transport: Transport | None = None, timeout_s: float = BUILD_TIMEOUT_S,
-                on_plan: Callable[[BuildPlan], None] | None = None) -> BuildResult:
+                on_plan: Callable[[BuildPlan], None] | None = None,
+                dry_run: bool = False) -> BuildResult:
     """Build the tritonclient image for ``cluster`` (see the module docstring).
 
     ``runtime`` defaults to the config's container runtime (singularity when it is
     ``none``). ``on_plan`` is called with the composed plan before anything runs (the
-    CLI prints the command). Raises :class:`ImageToolMissing` when neither the binary
-    nor a way to reach it exists, ``CommandError`` when the build fails.
+    CLI prints the command). ``dry_run`` stops there: nothing is uploaded or built.
+    Raises :class:`ImageToolMissing` when neither the binary nor a way to reach it
+    exists, ``CommandError`` when the build fails.
     """
     name, cluster_cfg = config.cluster(cluster)
     chosen = _resolve_runtime(config, runtime)
@@ -263,6 +265,8 @@ def build_image(config: Config, cluster: str | None = None, *, runtime: str | No
                               use_spython=use_spython, host_label=transport.label)
         if on_plan is not None:
             on_plan(plan)
+        if dry_run:
+            return BuildResult(plan=plan, host=transport.label, duration_s=0.0, output="")
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="hpctriton-image-") as tmp:
             local_def = Path(tmp) / UPLOADED_DEF

@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="run nothing: rewrite junit.xml from an existing results.json")
     p.add_argument("--no-junit", action="store_true", help="do not write junit.xml")
     p.add_argument("--quiet", action="store_true", help="no per-check lines on stdout")
+    p.add_argument("--load-ranks", type=int, default=1, metavar="N",
+                   help="the job started N copies of the probe (srun --ntasks N) for load "
+                        "checks with tasks > 1 (default 1)")
+    p.add_argument("--load-rank", type=int, default=None, metavar="R",
+                   help="this copy's rank, 0..N-1 (default: $SLURM_PROCID); rank 0 runs "
+                        "every check, the others only the load")
+    p.add_argument("--load-start-at", type=float, default=None, metavar="EPOCH",
+                   help="when the load from several tasks starts (seconds since the epoch; "
+                        "every rank gets the same value)")
     p.add_argument("--version", action="version", version="hpctriton probe " + __version__)
     return p
 
@@ -102,6 +111,16 @@ def main(argv: Optional[list] = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"probe: cannot create {task_dir}: {exc}\n")
         return EXIT_USAGE
+    ranks = max(1, args.load_ranks)
+    rank = args.load_rank
+    if rank is None:
+        procid = os.environ.get("SLURM_PROCID", "") if ranks > 1 else ""
+        rank = int(procid) if procid.isdigit() else 0
+    if not 0 <= rank < ranks:
+        sys.stderr.write(f"probe: --load-rank {rank} is not between 0 and {ranks - 1}\n")
+        return EXIT_USAGE
+    if rank > 0:
+        return _load_rank_main(args, spec, task, task_dir, rank, ranks)
     handler = _setup_log(os.path.join(task_dir, "probe.log"))
     log.info("hpctriton probe %s on Python %s (%s); spec %s, task %d, run %s", __version__,
              sys.version.split()[0], sys.executable, os.path.abspath(args.spec), task_index,
@@ -113,7 +132,8 @@ def main(argv: Optional[list] = None) -> int:
         from .runner import run_task
 
         results = run_task(task, task_dir, run_id=spec.run_id, base_dir=base_dir,
-                           on_result=on_result, handle_sigterm=True)
+                           on_result=on_result, handle_sigterm=True, load_ranks=ranks,
+                           load_start_at=args.load_start_at)
     except (ProbeDependencyError, SpecError) as exc:
         log.error("%s", exc)
         sys.stderr.write(f"probe: {exc}\n")
@@ -143,6 +163,44 @@ def main(argv: Optional[list] = None) -> int:
                                   summary["skip"], time.monotonic() - started,
                                   os.path.join(task_dir, "results.json")))
     return code
+
+
+def _load_rank_main(args: argparse.Namespace, spec: object, task: object, task_dir: str,
+                    rank: int, ranks: int) -> int:
+    """A rank > 0 of a load from several tasks: only the load, its own log and rank
+    file under ``<task_dir>/load/``; nothing on stdout (rank 0 reports)."""
+    from .clients import ProbeDependencyError
+    from .spec import SpecError
+
+    load_dir = os.path.join(task_dir, "load")
+    try:
+        os.makedirs(load_dir, exist_ok=True)
+    except OSError as exc:
+        sys.stderr.write(f"probe: cannot create {load_dir}: {exc}\n")
+        return EXIT_USAGE
+    handler = _setup_log(os.path.join(load_dir, f"rank-{rank}.log"))
+    log.info("hpctriton probe %s, load rank %d of %d on Python %s", __version__, rank, ranks,
+             sys.version.split()[0])
+    try:
+        from .runner import run_load_rank
+
+        return run_load_rank(task, task_dir, rank=rank, ranks=ranks,  # type: ignore[arg-type]
+                             start_at=args.load_start_at, run_id=getattr(spec, "run_id", ""),
+                             base_dir=os.path.dirname(os.path.abspath(args.spec)),
+                             handle_sigterm=True)
+    except (ProbeDependencyError, SpecError) as exc:
+        log.error("%s", exc)
+        sys.stderr.write(f"probe (load rank {rank}): {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # noqa: BLE001 - a crash: say so plainly, keep the trace in the log
+        log.error("probe crashed:\n%s", traceback.format_exc())
+        sys.stderr.write(f"probe (load rank {rank}) crashed:\n{traceback.format_exc()}")
+        return EXIT_CRASH
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m hpctriton_probe.cli

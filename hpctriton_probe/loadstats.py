@@ -45,15 +45,12 @@ QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 # ----------------------------------------------------------------------- stability
 
 
-def _window_means(windows: List[dict]) -> List[Tuple[int, Optional[float]]]:
-    out = []
-    for w in windows:
-        hist = w.get("_h")
-        if hist is None:
-            hist = Histogram.from_json(w["hist"]) if w.get("hist") else Histogram()
-            w["_h"] = hist
-        out.append((int(w.get("ok", 0)), hist.mean()))
-    return out
+def _parse_windows(windows: List[dict]) -> List[Tuple[int, Histogram, dict]]:
+    """``(answers, latency histogram, errors)`` of each window of a document."""
+    return [(int(w.get("ok", 0)),
+             w["_h"] if "_h" in w else
+             Histogram.from_json(w["hist"]) if w.get("hist") else Histogram(),
+             w.get("errors") or {}) for w in windows]
 
 
 def is_stable(windows: List[Tuple[int, Optional[float]]], percent: float) -> bool:
@@ -119,25 +116,28 @@ def point_summary(load: dict, point: dict) -> dict:
     percent = float(stability.get("percent", 10.0))
     window_s = float(load["window_s"])
     models = point.get("models") or {}
-    per_model = {m: _window_means(d.get("windows") or []) for m, d in models.items()}
+    parsed = {m: _parse_windows(d.get("windows") or []) for m, d in models.items()}
+    per_model = {m: [(ok, h.mean()) for ok, h, _ in ws] for m, ws in parsed.items()}
     first, end, all_stable = choose_windows(per_model, n, percent)
     used = list(range(first, end))
     figures = {}
     server_all = point.get("server") or {}
     for model, data in models.items():
-        windows = (data.get("windows") or [])[first:end]
+        windows = parsed[model][first:end]
         hist = Histogram()
         errors = {}  # type: Dict[str, int]
         ok = 0
-        for w in windows:
-            hist.merge(w["_h"])
-            ok += int(w.get("ok", 0))
-            _add_counts(errors, w.get("errors"))
+        for w_ok, w_hist, w_errors in windows:
+            hist.merge(w_hist)
+            ok += w_ok
+            _add_counts(errors, w_errors)
         seconds = window_s * len(windows)
         per_request = int(data.get("inferences_per_request") or 1)
         rps = ok / seconds if seconds else None
         stable = is_stable(per_model[model][first:end], percent) if windows else False
         totals_errors = dict(data.get("errors") or {})
+        per_window = [{"rps": round(w_ok / window_s, 3),
+                       "avg_ms": _ms(w_hist.mean())} for w_ok, w_hist, _ in parsed[model]]
         fig = {
             "throughput_rps": round(rps, 3) if rps is not None else None,
             "throughput_infer_s": round(rps * per_request, 3) if rps is not None else None,
@@ -147,7 +147,7 @@ def point_summary(load: dict, point: dict) -> dict:
             "errors": errors,
             "stable": stable and len(windows) >= n,
             "windows": {"run": len(data.get("windows") or []), "used": used,
-                        "window_s": window_s},
+                        "window_s": window_s, "figures": per_window},
             "totals": {"sent": int(data.get("sent", 0)), "ok": int(data.get("ok", 0)),
                        "errors": sum(totals_errors.values()),
                        "unanswered": int(data.get("unanswered", 0))},
@@ -278,20 +278,11 @@ def merge_rank_docs(docs: Iterable[dict]) -> dict:
         for p in points.values():
             for data in p["models"].values():
                 for w in data["windows"]:
-                    w["hist"] = w["_h"].to_json()
+                    w["hist"] = w.pop("_h").to_json()
         base["points"] = [points[k] for k in sorted(points)]
         base["ranks"] = merged["ranks"]
         merged["loads"].append(base)
     return merged
-
-
-def strip_private(doc: Any) -> Any:
-    """``doc`` without the cached histogram objects (keys starting with ``_``)."""
-    if isinstance(doc, dict):
-        return {k: strip_private(v) for k, v in doc.items() if not str(k).startswith("_")}
-    if isinstance(doc, list):
-        return [strip_private(v) for v in doc]
-    return doc
 
 
 def summarize_run(doc: dict) -> dict:
@@ -301,6 +292,78 @@ def summarize_run(doc: dict) -> dict:
                                    "hosts", "rank")
            if k in doc}
     out["loads"] = [summarize_load(load) for load in doc.get("loads") or []]
+    return out
+
+
+# -------------------------------------------------------------------- result entries
+
+
+def _fmt_ms(value: Optional[float]) -> str:
+    return "-" if value is None else "{:.2f} ms".format(value)
+
+
+def verdict(mode: str, value: Any, fig: dict, note: str = "") -> Tuple[str, str]:
+    """``(status, message)`` of one model at one point: ``fail`` when a request failed,
+    stayed unanswered or none was answered; "NOT STABLE" never fails a point."""
+    totals = fig["totals"]
+    lat = fig["latency_ms"]
+    label = "concurrency {}".format(value) if mode == "concurrency" else \
+        "rate {:g}/s".format(float(value))
+    text = "{}: {} req/s".format(label, "-" if fig["throughput_rps"] is None
+                                 else "{:.1f}".format(fig["throughput_rps"]))
+    if fig.get("inferences_per_request", 1) > 1 and fig["throughput_infer_s"] is not None:
+        text += " ({:.1f} infer/s)".format(fig["throughput_infer_s"])
+    text += ", p50 {}, p99 {}".format(_fmt_ms(lat.get("p50")), _fmt_ms(lat.get("p99")))
+    if not fig["stable"]:
+        text += ", NOT STABLE after {} windows".format(fig["windows"]["run"])
+    if note:
+        text += " " + note
+    problems = []
+    if totals["errors"]:
+        kinds = ", ".join("{} {}".format(k, v) for k, v in sorted(fig["errors_total"].items()))
+        example = next(iter(fig["error_examples"].values()), "")
+        problems.append("{} of {} requests failed ({}){}".format(
+            totals["errors"], totals["sent"], kinds, ": " + example if example else ""))
+    if totals["unanswered"]:
+        problems.append("{} requests unanswered at the end".format(totals["unanswered"]))
+    if not totals["ok"] and not problems:
+        problems.append("no request was answered")
+    if problems:
+        return "fail", text + "; " + "; ".join(problems)
+    if fig.get("counts_match") is False:
+        text += "; the server counted {} successes, the client {} (another client?)".format(
+            (fig.get("server") or {}).get("success"), totals["ok"])
+    return "pass", text
+
+
+def entries(load: dict, point: dict, *, rank: Optional[int] = 0, ranks: int = 1) -> List[dict]:
+    """``results.json`` entries (one per model) for one point of a load document; the
+    ``details`` shape is documented in ``checks/loadcheck.py``. ``rank`` None: figures
+    merged over ``ranks`` tasks."""
+    summary = point_summary(load, point)
+    mode = load.get("mode") or "concurrency"
+    if ranks > 1:
+        note = "(task {} of {})".format(rank, ranks) if rank is not None else \
+            "({} tasks merged)".format(ranks)
+    else:
+        note = ""
+    out = []
+    for model in load.get("models") or sorted(summary["models"]):
+        fig = summary["models"].get(model)
+        if fig is None:
+            continue
+        details = {"mode": mode, mode: point.get("value"),
+                   "schedule": load.get("schedule") if mode == "request_rate" else None,
+                   "batch_size": load.get("batch_size"), "protocol": load.get("protocol"),
+                   "streaming": load.get("streaming"), "load_index": load.get("load_index"),
+                   "point_index": point.get("index"), "tasks": ranks, "rank": rank}
+        details.update(fig)
+        details["client"] = summary["client"]
+        status, message = verdict(mode, point.get("value"), fig, note)
+        out.append({"check": "load", "protocol": load.get("protocol"), "model": model,
+                    "status": status,
+                    "duration_s": round(float((point.get("client") or {}).get("wall_s") or 0), 4),
+                    "message": message, "details": details})
     return out
 
 

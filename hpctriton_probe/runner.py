@@ -10,6 +10,12 @@ Used by the probe's CLI inside a job and, in-process, by ``hpctriton check``::
 
 The statistics check is special: its "before" snapshot is taken ahead of every other
 check and its entries are recorded after all of them, so the difference covers the run.
+
+The load check can run from several tasks of one Slurm job (``tasks: N``, started
+together by ``srun``): ``run_task`` runs on rank 0 with ``load_ranks=N`` and runs those
+load checks first, on the wall-clock schedule every rank computes from
+``load_start_at``; :func:`run_load_rank` runs on the other ranks and does only those
+load checks, writing ``load/rank-<r>.json`` and no ``results.json``.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ def run_task(
     on_result: Optional[Callable[[dict], None]] = None,
     environ: Optional[dict] = None,
     handle_sigterm: bool = False,
+    load_ranks: int = 1,
+    load_start_at: Optional[float] = None,
 ) -> dict:
     """Run ``task``'s checks; return the results document (README's ``results.json``).
 
@@ -61,7 +69,8 @@ def run_task(
     relative file paths of the spec (input data, expected outputs, TLS files) are found.
     ``on_result`` is called with each entry as it is recorded. ``handle_sigterm`` (the
     CLI sets it; main thread only) turns SIGTERM into a clean stop: ``run.interrupted``
-    is true in the returned and written results.
+    is true in the returned and written results. ``load_ranks`` (> 1 under ``srun``):
+    how many tasks the job started for load checks with ``tasks`` > 1; this is rank 0.
 
     Raises ``ProbeDependencyError`` when tritonclient or numpy is missing and
     ``SpecError`` when a header names an unset environment variable.
@@ -73,7 +82,7 @@ def run_task(
     guard = SigtermGuard(busy=lambda: bool(writer and writer.writing))
     clients = Clients(task.server, base_dir=base_dir, headers=headers)
     caller = Caller(task.probe.retries, task.probe.retry_backoff_s)
-    shared = {}  # type: dict
+    shared = _load_shared(task, out_dir, run_id, 0, load_ranks, load_start_at)
     started = time.monotonic()
     current: dict[str, Optional[str]] = {"check": None}
     last_save = {"at": 0.0}
@@ -121,6 +130,9 @@ def run_task(
         save()
         stats = [c for c in task.checks if c.name == "statistics"]
         others = [c for c in task.checks if c.name != "statistics"]
+        # several tasks make the load together from a common start: theirs goes first
+        together = [c for c in others if _multi_task_load(c, load_ranks)]
+        others = together + [c for c in others if c not in together]
         for spec in stats:
             current["check"] = "statistics"
             try:
@@ -167,3 +179,74 @@ def _finish(results: dict, save: Callable[..., None], clients: Clients,
         log.debug("closing clients failed", exc_info=True)
     save(final=True)
     guard.uninstall()
+
+
+# ------------------------------------------------------------------ load from many tasks
+
+
+def _multi_task_load(spec: CheckSpec, launched: int) -> bool:
+    return spec.name == "load" and min(int(spec.options.tasks), launched) > 1
+
+
+def _load_shared(task: TaskSpec, out_dir: Optional[str], run_id: str, rank: int,
+                 launched: int, start_at: Optional[float]) -> dict:
+    """What the load check needs from the runner, in the checks' shared dict."""
+    if not any(c.name == "load" for c in task.checks):
+        return {}
+    load_check = checks_pkg.load("load")  # the module (``checks.load`` is the registry)
+    return {load_check.RANKS_KEY: {"rank": rank, "launched": max(1, launched),
+                                   "start_at": start_at},
+            load_check.OUT_DIR_KEY: out_dir, "load.run_id": run_id}
+
+
+def run_load_rank(
+    task: TaskSpec,
+    out_dir: str,
+    *,
+    rank: int,
+    ranks: int,
+    start_at: Optional[float],
+    run_id: str = "",
+    base_dir: str = ".",
+    environ: Optional[dict] = None,
+    handle_sigterm: bool = False,
+) -> int:
+    """Rank ``rank`` (>= 1) of a load from several tasks: run only the load checks with
+    ``tasks`` > ``rank``, on the common schedule; their windows go to
+    ``out_dir/load/rank-<rank>.json`` (rank 0 writes results.json). Returns 0 when the
+    load ran (its figures, errors included, are in the rank file) or there was nothing
+    to do; 143 when interrupted.
+    """
+    require_tritonclient()
+    headers = expand_headers(task.server.headers, environ)
+    clients = Clients(task.server, base_dir=base_dir, headers=headers)
+    caller = Caller(task.probe.retries, task.probe.retry_backoff_s)
+    shared = _load_shared(task, out_dir, run_id, rank, ranks, start_at)
+    guard = SigtermGuard()
+    mine = [c for c in task.checks if _multi_task_load(c, ranks) and c.options.tasks > rank]
+    if handle_sigterm:
+        guard.install()
+    try:
+        load_check = checks_pkg.load("load")
+        for spec in mine:
+            ctx = CheckContext(spec.name, spec.options, task, clients, caller,
+                               base_dir=base_dir, shared=shared)
+            try:
+                for entry in load_check.run(ctx):
+                    log.info("%s %s %s %s: %s", entry["status"].upper(), entry["check"],
+                             entry["protocol"] or "-", entry["model"] or "-", entry["message"])
+            except (Interrupted, KeyboardInterrupt):
+                raise
+            except Exception:  # noqa: BLE001 - one load check must not stop the next
+                log.error("load check crashed on rank %d:\n%s", rank, traceback.format_exc())
+    except (Interrupted, KeyboardInterrupt):
+        log.warning("rank %d interrupted", rank)
+        return 143
+    finally:
+        guard.fired = True
+        try:
+            clients.close()
+        except Exception:  # noqa: BLE001 - closing must never hide the outcome
+            log.debug("closing clients failed", exc_info=True)
+        guard.uninstall()
+    return 0

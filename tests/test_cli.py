@@ -13,7 +13,7 @@ from hpctriton.cli import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 COMMANDS = ["init", "schema", "render", "check", "submit", "status", "wait", "cancel",
-            "resubmit", "collect", "runs", "doctor"]
+            "resubmit", "collect", "report", "compare", "runs", "doctor", "image", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -142,3 +142,13 @@ def test_check_reads_the_config_and_flags_override_it(triton, tmp_path: Path) ->
     assert bad.exit_code == 1
     good = CliRunner().invoke(cli, ["check", "-c", str(path), "--model", "simple"])
     assert good.exit_code == 0, good.output
+
+
+def test_image_def_prints_and_writes_the_definition(tmp_path: Path) -> None:
+    shown = CliRunner().invoke(cli, ["image", "def"])
+    assert shown.exit_code == 0 and shown.output.startswith("Bootstrap: docker")
+    target = tmp_path / "t.def"
+    assert CliRunner().invoke(cli, ["image", "def", "-o", str(target)]).exit_code == 0
+    assert target.read_text() == shown.output
+    again = CliRunner().invoke(cli, ["image", "def", "-o", str(target)])
+    assert again.exit_code == 2 and "exists" in again.output

@@ -20,14 +20,18 @@ from ..calls import Caller, CallFailure
 from ..clients import Clients
 from ..spec import TaskSpec
 
-CHECK_MODULES = ("health", "metadata", "keepalive", "infer", "statistics", "metrics")
+CHECK_MODULES = ("health", "metadata", "keepalive", "infer", "statistics", "metrics", "load")
+
+
+#: Checks whose module is named otherwise (a submodule ``load`` would shadow ``load()``).
+MODULE_NAMES = {"load": "loadcheck"}
 
 
 def load(name: str) -> Any:
     """The module of check ``name`` (imported on first use: start-up stays fast)."""
     if name not in CHECK_MODULES:
         raise KeyError(name)
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module("{}.{}".format(__name__, MODULE_NAMES.get(name, name)))
 
 
 class CheckContext:
