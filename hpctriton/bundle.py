@@ -35,11 +35,16 @@ from . import quoting, templating
 from .backends import RenderContext, get_backend
 from .config import ClusterConfig, Config
 from .errors import ConfigError, RenderError
+from .loadmerge import load_tasks
 from .quoting import Raw
 from .zipapp import probe_zipapp
 
 BUNDLE_PY = '"$HPCTRITON_BUNDLE"'
 FILES_DIR = "files"
+#: A load from several tasks starts this many seconds after srun is called (time for
+#: every task to start its container, import tritonclient and build its requests);
+#: ``HPCTRITON_LOAD_LEAD_S`` in the job's environment overrides it.
+LOAD_LEAD_S = 10
 
 
 @dataclass(frozen=True)
@@ -177,8 +182,13 @@ def _interpreter(ctx_cluster: ClusterConfig, cluster_name: str | None, backend: 
 
 
 def _container_values(config: Config, cluster: ClusterConfig, cluster_name: str | None,
-                      backend: str) -> dict[str, Any]:
-    """The container step: argument lists, quoted only when joined."""
+                      backend: str, load_ranks: int = 1) -> dict[str, Any]:
+    """The container step: argument lists, quoted only when joined.
+
+    With ``load_ranks`` > 1 every srun task runs the container itself (tasks may land on
+    other nodes, where an instance started by the job script does not exist), so
+    ``container.instance`` is not used.
+    """
     c = config.container
     probe_args: list[quoting.Arg] = [
         Raw('"$HPCTRITON_BUNDLE/probe.pyz"'),
@@ -217,7 +227,7 @@ def _container_values(config: Config, cluster: ClusterConfig, cluster_name: str 
         "instance_start": "", "instance_stop": "", "instance_name": "",
     }
     instance = Raw('"$hpctriton_instance"')
-    if c.instance:
+    if c.instance and load_ranks <= 1:
         values["instance_name"] = '"hpctriton-${HPCTRITON_JOB_ID:-$$}-$hpctriton_task"'
         values["instance_start"] = quoting.join(
             [binary, "instance", "start", *flags, c.image, instance])
@@ -308,7 +318,12 @@ def render_bundle(
             config=config, cluster_name=cluster_name, cluster=cluster_cfg,
             run_id=run_id, n_tasks=len(tasks),
         )
-        values = _container_values(config, cluster_cfg, cluster_name, backend_name)
+        # a load from several tasks needs srun: Slurm only (see hpctriton.loadmerge)
+        load_ranks = load_tasks(config) if backend_name == "slurm" else 1
+        values = _container_values(config, cluster_cfg, cluster_name, backend_name,
+                                   load_ranks)
+        values["load_ranks"] = load_ranks
+        values["load_lead_s"] = LOAD_LEAD_S
         values["directives"] = impl.directives(ctx)
         values["how_to_run"] = impl.how_to_run(ctx)
         ctx = dataclasses.replace(ctx, values=values)

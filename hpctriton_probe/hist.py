@@ -75,11 +75,11 @@ class Histogram:
         if not 2 <= bits <= 20:
             raise ValueError(f"bits must be between 2 and 20, got {bits}")
         self.bits = bits
-        self.counts = {}  # type: Dict[int, int]
+        self.counts: Dict[int, int] = {}
         self.count = 0
         self.total = 0
-        self.min = None  # type: Optional[int]
-        self.max = None  # type: Optional[int]
+        self.min: Optional[int] = None
+        self.max: Optional[int] = None
         self._limit = 1 << bits
 
     # ------------------------------------------------------------------ recording
@@ -155,7 +155,7 @@ class Histogram:
     def quantiles(self, qs: Iterable[float]) -> List[Optional[float]]:
         """Several quantiles in one pass over the buckets."""
         wanted = sorted((q, i) for i, q in enumerate(qs))
-        out = [None] * len(wanted)  # type: List[Optional[float]]
+        out: List[Optional[float]] = [None] * len(wanted)
         if not self.count:
             return out
         assert self.min is not None and self.max is not None
@@ -212,8 +212,7 @@ class Histogram:
         return hist
 
     def __repr__(self) -> str:
-        return "Histogram(count={}, min={}, max={}, bits={})".format(
-            self.count, self.min, self.max, self.bits)
+        return f"Histogram(count={self.count}, min={self.min}, max={self.max}, bits={self.bits})"
 
 
 def merge_all(hists: Iterable[Histogram], bits: int = DEFAULT_BITS) -> Histogram:

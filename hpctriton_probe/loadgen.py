@@ -25,6 +25,7 @@ Python 3.8 compatible. grpc, numpy and tritonclient are imported inside function
 """
 
 import asyncio
+import contextlib
 import json
 import random
 import ssl
@@ -221,8 +222,7 @@ class _HttpConnection(asyncio.Protocol):
             try:
                 self.status = int(head[9:12])
             except ValueError:
-                self._fail("server", "bad-response", "not an HTTP response: {!r}".format(
-                    bytes(buf[:40])))
+                self._fail("server", "bad-response", f"not an HTTP response: {bytes(buf[:40])!r}")
                 return
             pos = head.find(b"\r\ncontent-length:")
             if pos >= 0:
@@ -282,12 +282,13 @@ class _HttpConnection(asyncio.Protocol):
             else:
                 self.engine.capture = False
                 self.engine.sample = (bytes(self.buf[:self.head_len]), body)
+        close = self.close_after
         del self.buf[:end]
         self._reset()
         if self.buf:  # more bytes than one answer: the connection cannot be trusted
-            self.close_after = True
+            close = True
             self.buf.clear()
-        if self.close_after:
+        if close:
             self.alive = False
             self.transport.close()
         waiter, self.waiter = self.waiter, None
@@ -412,8 +413,7 @@ class HttpEngine:
             for conn in list(self.conns):
                 if conn.waiter is not None and conn.deadline < now:
                     # a late answer on this connection would be taken for the next one
-                    conn._fail("timeout", "timeout", "no answer within {:g} s".format(
-                        self.timeout_s))
+                    conn._fail("timeout", "timeout", f"no answer within {self.timeout_s:g} s")
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -427,6 +427,12 @@ class HttpEngine:
 
     def connections(self) -> int:
         return self.peak
+
+    async def warm(self) -> None:
+        """Open one connection before the load starts (see ``GrpcEngine.warm``)."""
+        made = await self._connect()
+        if not isinstance(made, tuple):
+            self.idle.append(made)
 
 
 def http_ssl_context(ca: Optional[str], cert: Optional[str], key: Optional[str],
@@ -517,6 +523,8 @@ class GrpcEngine:
             answer = await self._unary(data, timeout=self.timeout_s, metadata=self.metadata)
         except self.error_type as exc:
             return classify_grpc(exc)
+        except Exception as exc:  # noqa: BLE001 - grpc's usage errors: the probe's side
+            return ("probe", type(exc).__name__, str(exc))
         if self.capture:
             self.capture = False
             self.sample = answer
@@ -524,6 +532,12 @@ class GrpcEngine:
 
     def connections(self) -> int:
         return 1 + len(self._lanes) + (1 if self._shared is not None else 0)
+
+    async def warm(self) -> None:
+        """Connect before the load starts: the first call's set-up must not delay the
+        schedule (an unreachable server shows in the load's errors instead)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.channel.channel_ready(), self.timeout_s)
 
     async def close(self) -> None:
         for lane in list(self._lanes.values()) + ([self._shared] if self._shared else []):
@@ -630,8 +644,8 @@ class _StreamLane:
             for rid in late:
                 waiter = self.pending.pop(rid)[0]
                 if not waiter.done():
-                    waiter.set_result(("timeout", "timeout", "no answer within {:g} s".format(
-                        self.engine.timeout_s)))
+                    waiter.set_result(("timeout", "timeout",
+                                       f"no answer within {self.engine.timeout_s:g} s"))
 
     def close(self) -> None:
         for task in (self.reader, self.sweeper):
@@ -808,13 +822,19 @@ async def _open_dispatch(rec: ModelRecorder, send: Sender, target: Target, state
     loop = asyncio.get_running_loop()
     pc = time.perf_counter
     tasks = state.tasks
+    behind = 0
     for due in times:
         if due >= state.stop_at:
             return
         if due > pc():
+            behind = 0
             await sleep_until(due)
             if due >= state.stop_at:
                 return
+        else:
+            behind += 1
+            if behind % 64 == 0:  # far behind schedule: let answers in all the same
+                await asyncio.sleep(0)
         rec.sent += 1
         state.inflight += 1
         task = loop.create_task(_open_one(rec, send, target.next(), due, state))
@@ -853,12 +873,12 @@ async def run_point(plan: PointPlan, targets: List[Target], engines: Dict[str, A
     for i in range(plan.max_windows):
         await sleep_until(m0 + (i + 1) * plan.window_s)
         done = i + 1
-        if plan.early_stop and plan.stable_windows <= done < plan.max_windows:
-            if all(is_stable(r.window_means(done)[done - plan.stable_windows:], plan.percent)
-                   for r in recorders.values()):
-                windows_run = done
-                stopped_early = True
-                break
+        if (plan.early_stop and plan.stable_windows <= done < plan.max_windows
+                and all(is_stable(r.window_means(done)[done - plan.stable_windows:],
+                                  plan.percent) for r in recorders.values())):
+            windows_run = done
+            stopped_early = True
+            break
     state.stop_at = m0 + windows_run * plan.window_s
     for rec in recorders.values():
         rec.limit = windows_run
@@ -867,10 +887,8 @@ async def run_point(plan: PointPlan, targets: List[Target], engines: Dict[str, A
             task.cancel()
     if state.inflight > 0:
         state.idle = loop.create_future()
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):  # unanswered: counted below
             await asyncio.wait_for(asyncio.shield(state.idle), plan.drain_s)
-        except asyncio.TimeoutError:
-            pass
     leftovers = [t for t in senders + list(state.tasks) if not t.done()]
     for task in leftovers:
         task.cancel()

@@ -138,7 +138,7 @@ def point_summary(load: dict, point: dict) -> dict:
         totals_errors = dict(data.get("errors") or {})
         per_window = [{"rps": round(w_ok / window_s, 3),
                        "avg_ms": _ms(w_hist.mean())} for w_ok, w_hist, _ in parsed[model]]
-        fig = {
+        fig: Dict[str, Any] = {
             "throughput_rps": round(rps, 3) if rps is not None else None,
             "throughput_infer_s": round(rps * per_request, 3) if rps is not None else None,
             "requests": ok,
@@ -177,7 +177,7 @@ def point_summary(load: dict, point: dict) -> dict:
         shares = max(1, len(client.get("ranks") or {}) or 1)
         client["cpu_util"] = round(client["cpu_s"] / (client["wall_s"] * shares), 3)
     return {"index": point.get("index"), "value": point.get("value"),
-            "stable": all_stable, "windows_used": used,
+            "stable": all_stable, "windows_used": used, "late_s": point.get("late_s"),
             "windows_run": max((len(d.get("windows") or []) for d in models.values()),
                                default=0),
             "client": client, "models": figures}
@@ -218,12 +218,13 @@ def merge_rank_docs(docs: Iterable[dict]) -> dict:
         if d.get("format") != RANK_FORMAT:
             raise ValueError(f"not a load rank document: format {d.get('format')!r}")
     head = docs[0]
-    merged = {"format": MERGED_FORMAT, "run_id": head.get("run_id"), "task": head.get("task"),
-              "ranks": max(int(d.get("ranks", 1)) for d in docs),
-              "ranks_found": [int(d.get("rank", 0)) for d in docs],
-              "hosts": sorted({str(d.get("host")) for d in docs}),
-              "rlimit_nofile": {str(d.get("rank", 0)): d.get("rlimit_nofile") for d in docs},
-              "loads": []}
+    merged: Dict[str, Any] = {
+        "format": MERGED_FORMAT, "run_id": head.get("run_id"), "task": head.get("task"),
+        "ranks": max(int(d.get("ranks", 1)) for d in docs),
+        "ranks_found": [int(d.get("rank", 0)) for d in docs],
+        "hosts": sorted({str(d.get("host")) for d in docs}),
+        "rlimit_nofile": {str(d.get("rank", 0)): d.get("rlimit_nofile") for d in docs},
+        "loads": []}
     by_index = {}  # type: Dict[int, List[Tuple[int, dict]]]
     for d in docs:
         for load in d.get("loads") or []:
@@ -299,7 +300,7 @@ def summarize_run(doc: dict) -> dict:
 
 
 def _fmt_ms(value: Optional[float]) -> str:
-    return "-" if value is None else "{:.2f} ms".format(value)
+    return "-" if value is None else f"{value:.2f} ms"
 
 
 def verdict(mode: str, value: Any, fig: dict, note: str = "") -> Tuple[str, str]:
@@ -307,8 +308,8 @@ def verdict(mode: str, value: Any, fig: dict, note: str = "") -> Tuple[str, str]
     stayed unanswered or none was answered; "NOT STABLE" never fails a point."""
     totals = fig["totals"]
     lat = fig["latency_ms"]
-    label = "concurrency {}".format(value) if mode == "concurrency" else \
-        "rate {:g}/s".format(float(value))
+    label = f"concurrency {value}" if mode == "concurrency" else \
+        f"rate {float(value):g}/s"
     text = "{}: {} req/s".format(label, "-" if fig["throughput_rps"] is None
                                  else "{:.1f}".format(fig["throughput_rps"]))
     if fig.get("inferences_per_request", 1) > 1 and fig["throughput_infer_s"] is not None:
@@ -320,7 +321,7 @@ def verdict(mode: str, value: Any, fig: dict, note: str = "") -> Tuple[str, str]
         text += " " + note
     problems = []
     if totals["errors"]:
-        kinds = ", ".join("{} {}".format(k, v) for k, v in sorted(fig["errors_total"].items()))
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(fig["errors_total"].items()))
         example = next(iter(fig["error_examples"].values()), "")
         problems.append("{} of {} requests failed ({}){}".format(
             totals["errors"], totals["sent"], kinds, ": " + example if example else ""))
@@ -343,8 +344,8 @@ def entries(load: dict, point: dict, *, rank: Optional[int] = 0, ranks: int = 1)
     summary = point_summary(load, point)
     mode = load.get("mode") or "concurrency"
     if ranks > 1:
-        note = "(task {} of {})".format(rank, ranks) if rank is not None else \
-            "({} tasks merged)".format(ranks)
+        note = f"(task {rank} of {ranks})" if rank is not None else \
+            f"({ranks} tasks merged)"
     else:
         note = ""
     out = []
@@ -357,8 +358,13 @@ def entries(load: dict, point: dict, *, rank: Optional[int] = 0, ranks: int = 1)
                    "batch_size": load.get("batch_size"), "protocol": load.get("protocol"),
                    "streaming": load.get("streaming"), "load_index": load.get("load_index"),
                    "point_index": point.get("index"), "tasks": ranks, "rank": rank}
+        if rank is not None and ranks > 1:
+            # the server saw every task's requests, this task sent only its own
+            fig.pop("counts_match", None)
         details.update(fig)
         details["client"] = summary["client"]
+        if summary.get("late_s"):  # several tasks: how late each started the point
+            details["late_s"] = summary["late_s"]
         status, message = verdict(mode, point.get("value"), fig, note)
         out.append({"check": "load", "protocol": load.get("protocol"), "model": model,
                     "status": status,

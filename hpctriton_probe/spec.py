@@ -217,8 +217,8 @@ class StabilityOptions:
         _check_positive("stability.percent", self.percent)
         _check_positive("stability.max_trials", self.max_trials)
         if self.max_trials < self.windows:
-            raise SpecError("stability.max_trials ({}) must be at least stability.windows "
-                            "({})".format(self.max_trials, self.windows))
+            raise SpecError(f"stability.max_trials ({self.max_trials}) must be at least "
+                            f"stability.windows ({self.windows})")
 
 
 LOAD_SCHEDULES = ("constant", "poisson")

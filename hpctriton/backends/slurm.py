@@ -17,6 +17,7 @@ from simple_slurm.core import Slurm, fmt_value, read_simple_txt
 
 from .. import templating
 from ..errors import CommandError, ConfigError, PartialSubmitError
+from ..loadmerge import load_tasks
 from ..quoting import sbatch_quote
 from ..runs import JobRef, RunRecord
 from ..states import JobState, SchedulerInfo
@@ -71,6 +72,7 @@ class SlurmBackend(Backend):
 
     def directives(self, ctx: RenderContext) -> list[str]:
         s = ctx.cluster.slurm
+        ntasks = _ntasks(ctx)
         time: Any = s.time
         if isinstance(time, int):
             time = _dt.timedelta(seconds=time)
@@ -81,7 +83,7 @@ class SlurmBackend(Backend):
             ("qos", s.qos),
             ("time", time),
             ("nodes", s.nodes),
-            ("ntasks", s.ntasks),
+            ("ntasks", ntasks),
             ("cpus-per-task", s.cpus_per_task),
             ("mem", s.mem),
             ("gres", s.gres),
@@ -241,6 +243,20 @@ class SlurmBackend(Backend):
                 checks.append(DoctorCheck(f"partition {partition}", shown == partition,
                                           "exists" if shown == partition else shown or "not found"))
         return checks
+
+
+def _ntasks(ctx: RenderContext) -> int | None:
+    """``slurm.ntasks``, raised to what a load check with ``tasks: N`` needs (its tasks
+    run under ``srun --ntasks N`` inside the job)."""
+    asked = ctx.cluster.slurm.ntasks
+    needed = load_tasks(ctx.config)
+    if needed <= 1:
+        return asked
+    if asked is not None and asked < needed:
+        where = f"clusters.{ctx.cluster_name}.slurm.ntasks" if ctx.cluster_name else "slurm.ntasks"
+        raise ConfigError(f"{asked} tasks, but a load check asks for tasks: {needed}; "
+                          f"set it to {needed} or more, or leave it out", field=where)
+    return asked if asked is not None else needed
 
 
 # ------------------------------------------------------------------------- parsing

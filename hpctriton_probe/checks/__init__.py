@@ -31,7 +31,7 @@ def load(name: str) -> Any:
     """The module of check ``name`` (imported on first use: start-up stays fast)."""
     if name not in CHECK_MODULES:
         raise KeyError(name)
-    return importlib.import_module("{}.{}".format(__name__, MODULE_NAMES.get(name, name)))
+    return importlib.import_module(f"{__name__}.{MODULE_NAMES.get(name, name)}")
 
 
 class CheckContext:

@@ -62,12 +62,13 @@ histograms, see ``loadstats``) and ``load.csv`` (perf_analyzer's ``-f`` columns)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import time
 import traceback
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from .. import inputs as inp
 from .. import loadgen, loadstats, prom
@@ -433,6 +434,7 @@ class _Run:
                     headers=clients.headers_for("grpc"), tls=tls_files,
                     streaming=opts.streaming)
             self.engines[m.name].capture = True
+            await self.engines[m.name].warm()
 
     @staticmethod
     def _connection_cap() -> int:
@@ -448,10 +450,8 @@ class _Run:
 
     async def _close_engines(self) -> None:
         for engine in self.engines.values():
-            try:
+            with contextlib.suppress(Exception):  # closing must never lose results
                 await engine.close()
-            except Exception:  # noqa: BLE001 - closing must never lose results
-                pass
 
     # ------------------------------------------------------------------------ files
     def _write(self) -> None:
