@@ -99,12 +99,13 @@ def notice_latency(run: Run, samples: int = 10) -> list[float]:
         record.n_tasks = task + 1  # a pretend extra task, watched by the real loop
         waiter = watch.Waiter(run.transport, run.backend, record, hint_interval_s=3600)
 
-        def on_change(status: watch.RunStatus, task: int = task) -> None:
+        def on_change(status: watch.RunStatus, task: int = task,
+                      seen: threading.Event = seen) -> None:
             if status.tasks[task].state.final:
                 seen.set()
 
         waiter.on_change = on_change
-        thread = threading.Thread(target=lambda: waiter.wait(timeout_s=30), daemon=True)
+        thread = threading.Thread(target=waiter.wait, kwargs={"timeout_s": 30}, daemon=True)
         thread.start()
         time.sleep(1.0)  # the loop is running
         (remote / str(task)).mkdir(parents=True, exist_ok=True)

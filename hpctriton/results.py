@@ -98,6 +98,20 @@ class CheckResult:
                 "message": self.message, "details": self.details}
 
 
+def _with_merged_load(data: dict[str, Any], merged_path: Path) -> dict[str, Any]:
+    """Load from several Slurm tasks: rank 0's ``results.json`` holds only its own share
+    of each point; ``collect`` merged every rank into ``load-merged.json``, whose entries
+    replace those per-rank ones (the setup entry, with no model, stays)."""
+    if not merged_path.is_file() or not data:
+        return data
+    merged = json.loads(merged_path.read_text(encoding="utf-8"))
+    if int(merged.get("ranks") or 1) <= 1 or not merged.get("entries"):
+        return data
+    kept = [c for c in data.get("checks", [])
+            if not (c.get("check") == "load" and c.get("model") is not None)]
+    return {**data, "checks": kept + list(merged["entries"])}
+
+
 @dataclass
 class TaskResults:
     """One task's ``results.json`` (and ``state.json`` when collected).
@@ -195,6 +209,7 @@ class Results:
                 if not path.is_file() and not state_path.is_file():
                     continue
                 data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+                data = _with_merged_load(data, folder / "load-merged.json")
                 state = (json.loads(state_path.read_text(encoding="utf-8"))
                          if state_path.is_file() else None)
                 task = int(folder.name)

@@ -62,3 +62,7 @@ def test_load_from_three_slurm_tasks_is_merged_by_collect(tmp_path, sshd, slurm,
                    for e in entries)
         csv_rows = (task_dir / "load-merged.csv").read_text().splitlines()
         assert len(csv_rows) == 3 and csv_rows[1].split(",")[-3] == "3"  # the Tasks column
+        # the run's results (report, notebook) show the merged figures, not rank 0's share
+        shown = [c for c in results.by_check("load") if c.model is not None]
+        assert [c.details["tasks"] for c in shown] == [3, 3]
+        assert all(c.details["rank"] is None for c in shown)

@@ -160,19 +160,3 @@ def test_zipapp_caches_compiled_code_beside_itself(triton: TritonServer, probe_p
     tag = sys.implementation.cache_tag
     assert os.path.isfile(os.path.join(cached, "__pycache__", f"runner.{tag}.pyc"))
     assert os.path.isfile(os.path.join(cached, "checks", "__pycache__", f"infer.{tag}.pyc"))
-
-
-@pytest.mark.parametrize("python", [p for p in os.environ.get(
-    "HPCTRITON_PROBE_PYTHONS", "").split(os.pathsep) if p] or [None])
-def test_zipapp_runs_on_other_pythons_with_their_tritonclient(
-        triton: TritonServer, probe_pyz: str, tmp_path: object, python: str | None) -> None:
-    """Set HPCTRITON_PROBE_PYTHONS=/py38/bin/python:... (each with tritonclient) to run
-    the default suite under those interpreters, e.g. Python 3.8 + tritonclient 2.51."""
-    if python is None:
-        pytest.skip("HPCTRITON_PROBE_PYTHONS names no interpreters")
-    spec = _write_spec(str(tmp_path), triton, ["simple", "identity_all_types"], [
-        "health", "metadata", "keepalive",
-        ("infer", {"shapes": {"IN_FP32": [2, 2], "IN_BYTES": [3]}}), "statistics", "metrics"])
-    done = subprocess.run([python, probe_pyz, "--spec", spec, "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, env=_env())
-    assert done.returncode == 0, done.stdout + done.stderr

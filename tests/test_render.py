@@ -196,3 +196,10 @@ def test_rendered_scripts_pass_bash_syntax_check(tmp_path: Path) -> None:
         bundle = render_bundle(load_config(EXAMPLES / f"{example}.yaml"), tmp_path / example)
         for script in bundle.path.glob("*.sh"):
             subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+@pytest.mark.parametrize("example", sorted(p.stem for p in EXAMPLES.glob("*.yaml")))
+def test_every_example_validates_and_renders(example: str, tmp_path: Path) -> None:
+    bundle = render_bundle(load_config(EXAMPLES / f"{example}.yaml"), tmp_path / "b")
+    subprocess.run(["bash", "-n", str(bundle.path / "job.sh")], check=True)
+    assert bundle.n_tasks >= 1
