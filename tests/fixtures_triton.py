@@ -35,6 +35,7 @@ from hpctriton.testing import TritonServer, TritonServerError, free_port, start_
 from hpctriton_probe.spec import TaskSpec, from_dict
 
 __all__ = [
+    "silent_port",
     "TLSFiles",
     "HTTPSProxy",
     "tls_files",
@@ -280,3 +281,33 @@ def probe_task(server: TritonServer | None = None, *, models: Sequence[str] = ("
         "probe": {"timeout_s": 10, "retries": 2, "retry_backoff_s": 0.2, **(probe or {})},
     }
     return from_dict(TaskSpec, data)
+
+
+@pytest.fixture(scope="session")
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers (a hung server, a firewall):
+    checks must fail at their timeout there, never hang."""
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    sock.close()

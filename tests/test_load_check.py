@@ -130,7 +130,9 @@ def test_open_loop_above_capacity_shows_the_queue_closed_loop_hides(
     opened = points(load_run(triton, tmp_path / "open", ["paced"],
                              {**one_window, "request_rate": [100]}), "paced")[0]["details"]
     service_ms = PACED_SERVICE_S * 1000
-    assert closed["latency_ms"]["p99"] < 3 * service_ms, closed["latency_ms"]
+    # the median, not p99: on a shared 2-core machine a few closed-loop requests can
+    # still be delayed by other processes, which says nothing about the server's queue
+    assert closed["latency_ms"]["p50"] < 2 * service_ms, closed["latency_ms"]
     assert opened["latency_ms"]["p99"] > 8 * service_ms, opened["latency_ms"]
     assert opened["latency_ms"]["p99"] > 4 * closed["latency_ms"]["p99"]
     assert opened["send_lag_ms"]["p99"] < service_ms  # the client was on time: the queue is

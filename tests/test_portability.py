@@ -13,11 +13,8 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -205,33 +202,6 @@ def test_tls_and_headers_work_in_every_environment(
         bad = [e for e in results["checks"] if e["status"] != "pass"]
         assert not bad, f"{entry.name}, {what}:\n" + json.dumps(bad, indent=1)
         assert done.returncode == 0, done.stdout + done.stderr
-
-
-@pytest.fixture(scope="module")
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections and never answers (a hung server, a firewall)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    sock.close()
 
 
 def test_a_silent_server_fails_at_the_timeout_in_every_environment(

@@ -21,11 +21,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import Protocol
 
 from ..errors import CommandError, RemoteError
 
 log = logging.getLogger("hpctriton.transport")
+
+
+class ByteStream(Protocol):
+    """What a tar stream is read from: a pipe, or an SSH channel's file."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ class Transport(ABC):
         """Copy local files to ``remote_dir/<relative name>`` (folders created)."""
 
     @abstractmethod
-    def _open_tar_stream(self, script: str) -> tuple[IO[bytes], Callable[[], tuple[int, str]]]:
+    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Callable[[], tuple[int, str]]]:
         """Start ``script`` (which writes a tar stream); return (stdout, finish) where
         ``finish()`` waits and returns (exit code, stderr)."""
 
@@ -155,7 +161,7 @@ class Transport(ABC):
         stream, finish = self._open_tar_stream(self._prefixed(script))
         failure: BaseException | None = None
         try:
-            with tarfile.open(fileobj=stream, mode="r|gz") as archive:
+            with tarfile.open(fileobj=stream, mode="r|gz") as archive:  # type: ignore[call-overload]
                 extract(archive)
         except (tarfile.TarError, EOFError, OSError) as exc:
             failure = exc

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import CommandError
-from .base import Transport
+from .base import ByteStream, Transport
 
 
 def _drain(pipe: IO[bytes], sink: list[bytes]) -> threading.Thread:
@@ -62,7 +62,7 @@ class LocalTransport(Transport):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(local, target)
 
-    def _open_tar_stream(self, script: str) -> tuple[IO[bytes], Callable[[], tuple[int, str]]]:
+    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Callable[[], tuple[int, str]]]:
         proc = subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         assert proc.stdin and proc.stdout and proc.stderr

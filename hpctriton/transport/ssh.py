@@ -20,12 +20,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any, cast
 
 import paramiko
 
 from ..errors import CommandError, HostKeyError, TransportError
-from .base import Transport
+from .base import ByteStream, Transport
 
 log = logging.getLogger("hpctriton.transport.ssh")
 
@@ -165,7 +165,7 @@ def _load_key(path: str) -> paramiko.PKey:
         raise TransportError(f"cannot read the SSH key {path}: {exc}") from None
 
 
-def _read_all(stream: IO[bytes], sink: list[bytes]) -> threading.Thread:
+def _read_all(stream: ByteStream, sink: list[bytes]) -> threading.Thread:
     def pump() -> None:
         with contextlib.suppress(TimeoutError, OSError, EOFError):
             sink.append(stream.read())
@@ -201,7 +201,9 @@ class SSHTransport(Transport):
                 host_key_policy=target.host_key_policy, ssh_config=target.ssh_config,
                 connect_timeout_s=target.connect_timeout_s))
             self._jumps.append(jump)
-            channel = jump.client().get_transport().open_channel(
+            hop_transport = jump.client().get_transport()
+            assert hop_transport is not None  # a connected client has one
+            channel = hop_transport.open_channel(
                 "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
                 timeout=target.connect_timeout_s)
             return channel
@@ -230,7 +232,8 @@ class SSHTransport(Transport):
             pkey = _load_key(target.key_files[0]) if target.key_files else None
             client.connect(
                 target.hostname, port=target.port, username=target.user, pkey=pkey,
-                key_filename=list(target.key_files[1:]) or None,
+                # paramiko takes a list of further key files (its stubs say one)
+                key_filename=cast(Any, list(target.key_files[1:]) or None),
                 look_for_keys=not target.key_files, allow_agent=True,
                 timeout=target.connect_timeout_s, banner_timeout=target.connect_timeout_s,
                 auth_timeout=target.connect_timeout_s, sock=self._sock(target),
@@ -309,7 +312,7 @@ class SSHTransport(Transport):
         if code != 0:
             raise CommandError(script, code, "", b"".join(err).decode("utf-8", "replace"))
 
-    def _open_tar_stream(self, script: str) -> tuple[IO[bytes], Callable[[], tuple[int, str]]]:
+    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Callable[[], tuple[int, str]]]:
         channel = self._channel(script, None)
         err: list[bytes] = []
         stderr_reader = _read_all(channel.makefile_stderr("rb"), err)

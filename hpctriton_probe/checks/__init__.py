@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from ..calls import Caller, CallFailure
 from ..clients import Clients
@@ -128,6 +128,21 @@ class CheckContext:
 
 
 # ------------------------------------------------------------- normalizing server answers
+
+
+def as_json(protocol: str) -> dict:
+    """Keyword arguments that make a gRPC client answer plain JSON, like the HTTP one."""
+    return {"as_json": True} if protocol == "grpc" else {}
+
+
+def model_info(ctx: CheckContext, protocol: str, model: str) -> Tuple[dict, dict]:
+    """A model's normalized metadata and summarized config (``CallFailure`` on error):
+    what the infer and load checks need before they build inputs."""
+    meta = normalize_metadata(ctx.call(protocol, "get_model_metadata", model,
+                                       what="model metadata", **as_json(protocol)))
+    config = summarize_config(ctx.call(protocol, "get_model_config", model,
+                                       what="model config", **as_json(protocol)))
+    return meta, config
 
 
 def _int(value: Any, default: int = 0) -> int:

@@ -15,11 +15,7 @@ from typing import Any, Iterator, Optional
 from .. import features
 from .. import inputs as inp
 from ..calls import CallFailure
-from . import CheckContext, normalize_metadata, summarize_config
-
-
-def _json(protocol: str) -> dict:
-    return {"as_json": True} if protocol == "grpc" else {}
+from . import CheckContext, model_info
 
 
 def _shape_fits(declared: list, got: list, batch: Optional[int]) -> bool:
@@ -79,10 +75,7 @@ def _infer(ctx: CheckContext, protocol: str, model: str) -> dict:
     started = time.monotonic()
     opts = ctx.options
     try:
-        meta = normalize_metadata(ctx.call(protocol, "get_model_metadata", model,
-                                           what="model metadata", **_json(protocol)))
-        config = summarize_config(ctx.call(protocol, "get_model_config", model,
-                                           what="model config", **_json(protocol)))
+        meta, config = model_info(ctx, protocol, model)
     except CallFailure as failure:
         return ctx.failure_entry(protocol, model, failure, started)
     if config["decoupled"]:

@@ -73,7 +73,7 @@ from typing import Any, Iterator, List, Optional
 from .. import inputs as inp
 from .. import loadgen, loadstats, prom
 from ..calls import CallFailure
-from . import CheckContext, normalize_metadata, normalize_statistics, summarize_config
+from . import CheckContext, as_json, model_info, normalize_statistics
 from . import metrics as metrics_check
 from . import statistics as statistics_check
 
@@ -131,10 +131,6 @@ def _cpu_s() -> float:
         return r.ru_utime + r.ru_stime
     except ImportError:  # pragma: no cover - not a Unix
         return time.process_time()
-
-
-def _json_kw(protocol: str) -> dict:
-    return {"as_json": True} if protocol == "grpc" else {}
 
 
 def _load_index(ctx: CheckContext) -> int:
@@ -198,10 +194,7 @@ def _prepare(ctx: CheckContext, protocol: str, model: str) -> Any:
     opts = ctx.options
     started = time.monotonic()
     try:
-        meta = normalize_metadata(ctx.call(protocol, "get_model_metadata", model,
-                                           what="model metadata", **_json_kw(protocol)))
-        config = summarize_config(ctx.call(protocol, "get_model_config", model,
-                                           what="model config", **_json_kw(protocol)))
+        meta, config = model_info(ctx, protocol, model)
     except CallFailure as failure:
         return ctx.failure_entry(protocol, model, failure, started)
     if config["decoupled"]:
@@ -253,7 +246,7 @@ def _snapshot(ctx: CheckContext, protocol: str, models: List[str]) -> dict:
     for model in models:
         try:
             raw = ctx.call(protocol, "get_inference_statistics", model, what="statistics",
-                           track_silence=False, **_json_kw(protocol))
+                           track_silence=False, **as_json(protocol))
             stats[model] = normalize_statistics(raw, model)
         except CallFailure as failure:
             stats[model] = {"error": failure.message}

@@ -10,11 +10,7 @@ import time
 from typing import Iterator
 
 from ..calls import CallFailure
-from . import CheckContext, normalize_metadata, summarize_config
-
-
-def _json(protocol: str) -> dict:
-    return {"as_json": True} if protocol == "grpc" else {}
+from . import CheckContext, as_json, normalize_metadata, summarize_config
 
 
 def run(ctx: CheckContext) -> Iterator[dict]:
@@ -25,7 +21,7 @@ def run(ctx: CheckContext) -> Iterator[dict]:
         started = time.monotonic()
         try:
             meta = ctx.call(protocol, "get_server_metadata", what="server metadata",
-                            **_json(protocol))
+                            **as_json(protocol))
         except CallFailure as failure:
             yield ctx.failure_entry(protocol, None, failure, started)
         else:
@@ -39,10 +35,10 @@ def run(ctx: CheckContext) -> Iterator[dict]:
             try:
                 meta = normalize_metadata(ctx.call(
                     protocol, "get_model_metadata", model, what="model metadata",
-                    **_json(protocol)))
+                    **as_json(protocol)))
                 config = summarize_config(ctx.call(
                     protocol, "get_model_config", model, what="model config",
-                    **_json(protocol)))
+                    **as_json(protocol)))
             except CallFailure as failure:
                 yield ctx.failure_entry(protocol, model, failure, started)
                 continue
