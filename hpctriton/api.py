@@ -24,7 +24,7 @@ from .backends import Backend, get_backend
 from .bundle import make_run_id, render_bundle, resolve_target
 from .collect import CollectReport, collect
 from .config import Config
-from .errors import CommandError, PartialSubmitError, RemoteError
+from .errors import CommandError, HpctritonError, PartialSubmitError, RemoteError, UsageError
 from .results import Results
 from .runs import JobRef, RunRecord, find_run, now_iso, runs_root, save_config
 from .states import JobState
@@ -102,6 +102,7 @@ class Run:
             >>> run.wait(progress=True).overall
             <JobState.SUCCEEDED: 'succeeded'>
         """
+        self._require_jobs("wait for")
         waiter = watch.Waiter(self.transport, self.backend, self.record, **waiter_options)
         if not progress:
             return waiter.wait(timeout_s)
@@ -118,10 +119,26 @@ class Run:
 
             >>> run.cancel()
         """
-        chosen = list(range(self.n_tasks)) if tasks is None else list(tasks)
+        chosen = list(range(self.n_tasks)) if tasks is None else self._checked(tasks)
+        self._require_jobs("cancel")
+        self.backend.cancel(self.transport, self.record, chosen)
         self.record.add_event("cancel", tasks=chosen)
         self.record.save()
-        self.backend.cancel(self.transport, self.record, chosen)
+
+    def _checked(self, tasks: Sequence[int]) -> list[int]:
+        """Task numbers of this run (a typo must not reach the scheduler)."""
+        bad = sorted({t for t in tasks if not 0 <= t < self.n_tasks})
+        if bad:
+            raise UsageError(f"run {self.run_id} has tasks 0..{self.n_tasks - 1}; no task "
+                             + ", ".join(map(str, bad)))
+        return sorted(set(tasks))
+
+    def _require_jobs(self, what: str) -> None:
+        if not self.record.jobs:
+            failed = [e for e in self.record.events if e.get("event") == "submit-failed"]
+            why = f": {failed[-1].get('error')}" if failed else ""
+            raise UsageError(f"run {self.run_id} was never submitted{why}; nothing to {what} "
+                             "(submit again)")
 
     def resubmit(self, tasks: Sequence[int] | None = None) -> list[JobRef]:
         """Submit tasks again: by default every task that failed, was cancelled or timed
@@ -132,10 +149,11 @@ class Run:
             >>> run.resubmit()          # the failed ones
             [JobRef(job_id='1235', tasks=[3], ...)]
         """
+        self._require_jobs("resubmit")
         if tasks is None:
             bad = (JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.UNKNOWN)
             tasks = [t for t, s in self.status().tasks.items() if s.state in bad]
-        tasks = sorted(tasks)
+        tasks = self._checked(tasks)
         if not tasks:
             return []
         attempt = 1 + sum(1 for e in self.record.events if e.get("event") == "resubmit")
@@ -148,7 +166,14 @@ class Run:
             local = self.record.results_dir / str(t)
             if local.exists():
                 local.rename(local.with_name(f"{t}.attempt-{attempt}"))
-        refs = self.backend.resubmit(self.transport, self.record, tasks)
+        try:
+            refs = self.backend.resubmit(self.transport, self.record, tasks)
+        except PartialSubmitError as exc:
+            self.record.jobs += list(exc.made)
+            self.record.add_event("resubmit", tasks=tasks, jobs=[r.job_id for r in exc.made],
+                                  error=str(exc))
+            self.record.save()
+            raise
         self.record.jobs += refs
         self.record.add_event("resubmit", tasks=tasks, jobs=[r.job_id for r in refs])
         self.record.save()
@@ -255,6 +280,10 @@ def submit(config: Config, cluster: str | None = None, *, backend: str | None = 
         except PartialSubmitError as exc:
             record.jobs = list(exc.made)
             record.add_event("partial-submit", error=str(exc))
+            record.save()
+            raise
+        except HpctritonError as exc:
+            record.add_event("submit-failed", error=str(exc).splitlines()[0])
             record.save()
             raise
         record.submitted_at = now_iso()

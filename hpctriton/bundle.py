@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpctriton_probe.spec import CHECK_OPTIONS, SPEC_SCHEMA_VERSION, CheckSpec, TaskSpec
+from hpctriton_probe.spec import SPEC_SCHEMA_VERSION, CheckSpec, TaskSpec
 
 from . import quoting, templating
 from .backends import RenderContext, get_backend
@@ -110,7 +110,8 @@ class _FileStager:
                 self.copied[local] = name
             return self.copied[local]
         if path.is_absolute():
-            return str(path)  # a path on the cluster, used as is
+            # a path on the cluster, used as written (~ is the remote home there)
+            return value
         raise ConfigError(f"file not found: {local}", field=where)
 
     def stage_fields(self, obj: Any, where: str) -> Any:
@@ -284,6 +285,24 @@ def resolve_target(config: Config, cluster: str | None,
     return name, cfg, chosen
 
 
+def _check_output(out: Path, config_dir: Path, force: bool) -> None:
+    """Refuse outputs whose replacement would destroy something that is not a bundle."""
+    target = out.resolve()
+    for keep, what in ((Path.cwd().resolve(), "the current folder"),
+                       (config_dir.resolve(), "the config file's folder")):
+        if target == keep or target in keep.parents:
+            raise ConfigError(f"{out} is {what} or a folder above it: give a new folder "
+                              "for the bundle", field="-o")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder", field="-o")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ConfigError(f"{out} is not empty (use --force to replace it)", field="-o")
+        if not ((out / "job.sh").is_file() and (out / "spec.json").is_file()):
+            raise ConfigError(f"{out} does not hold a bundle (no job.sh and spec.json): "
+                              "refusing to replace it even with --force", field="-o")
+
+
 def render_bundle(
     config: Config,
     out_dir: str | Path,
@@ -304,10 +323,7 @@ def render_bundle(
     impl = get_backend(backend_name)
     run_id = check_run_id(run_id or make_run_id(config.name or cluster_name or backend_name))
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a folder", field="-o")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ConfigError(f"{out} is not empty (use --force to replace it)", field="-o")
+    _check_output(out, config.base_dir, force)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -350,8 +366,3 @@ def render_bundle(
         path=out, run_id=run_id, backend=backend_name, cluster=cluster_name,
         n_tasks=len(tasks), points=[t.point for t in tasks],
     )
-
-
-def check_names() -> list[str]:
-    """Valid check names (for ``--checks`` help)."""
-    return list(CHECK_OPTIONS)

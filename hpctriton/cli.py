@@ -72,11 +72,21 @@ def handle_errors(f: F) -> F:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hpctriton_probe.clients import ProbeDependencyError
+        from hpctriton_probe.spec import SpecError
+
         try:
             return f(*args, **kwargs)
         except HpctritonError as exc:
             click.echo(f"hpctriton: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except (SpecError, ProbeDependencyError) as exc:  # from the in-process probe
+            click.echo(f"hpctriton: error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:  # a local file or folder: name it, no traceback
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"hpctriton: error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 
@@ -349,14 +359,23 @@ def runs_dir_option(f: F) -> F:
                              "present).")(f)
 
 
-def open_cli_run(run_ref: str | None, runs_dir: str | None, config_path: str | None) -> Any:
-    from .api import open_run
+def cli_runs_root(runs_dir: str | None, config_path: str | None) -> Path:
+    """Where run records are: --runs-dir, else the config's runs_dir (read on its own,
+    so a config that needs --set to be complete still works), else the default."""
+    from .runs import runs_dir_of, runs_root
 
-    config = None
-    path = Path(config_path or DEFAULT_CONFIG)
-    if runs_dir is None and (config_path or path.is_file()):
-        config = load(str(path))
-    return open_run(run_ref, runs_dir=runs_dir, config=config)
+    if runs_dir is None:
+        path = Path(config_path or DEFAULT_CONFIG)
+        if config_path or path.is_file():
+            return runs_dir_of(path)
+    return runs_root(runs_dir)
+
+
+def open_cli_run(run_ref: str | None, runs_dir: str | None, config_path: str | None) -> Any:
+    from .api import Run
+    from .runs import find_run
+
+    return Run(find_run(cli_runs_root(runs_dir, config_path), run_ref))
 
 
 def print_status(run: Any, status: Any) -> None:
@@ -620,13 +639,9 @@ def compare(run_refs: tuple[str, ...], runs_dir: str | None, config_path: str | 
 @handle_errors
 def runs(runs_dir: str | None, config_path: str | None, limit: int, as_json: bool) -> None:
     """List recorded runs, newest first."""
-    from .runs import list_runs, runs_root
+    from .runs import list_runs
 
-    config = None
-    path = Path(config_path or DEFAULT_CONFIG)
-    if runs_dir is None and (config_path or path.is_file()):
-        config = load(str(path))
-    root = runs_root(runs_dir, config)
+    root = cli_runs_root(runs_dir, config_path)
     records = list_runs(root)[:limit]
     if as_json:
         emit_json([{"run_id": r.run_id, "backend": r.backend, "cluster": r.cluster,

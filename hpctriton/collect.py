@@ -74,6 +74,11 @@ def verify_task_dir(task_dir: Path) -> list[str] | None:
     if manifest is None:
         return None
     problems = []
+    if "state.json" not in manifest:
+        problems.append("the manifest does not cover state.json (not written by job.sh?)")
+    present = {p.relative_to(task_dir).as_posix() for p in task_dir.rglob("*") if p.is_file()}
+    for name in sorted(present - set(manifest) - {MANIFEST} - _derived(present)):
+        problems.append(f"{name}: not in the manifest")
     for name, digest in manifest.items():
         path = task_dir / name
         if not path.is_file():
@@ -84,6 +89,11 @@ def verify_task_dir(task_dir: Path) -> list[str] | None:
             problems.append(f"{name}: sha256 {actual[:12]}… does not match the manifest's "
                             f"{digest[:12]}…")
     return problems
+
+
+def _derived(names: set[str]) -> set[str]:
+    """Files collect itself adds to a task folder after verifying it (merged load)."""
+    return {n for n in names if n.startswith("load-merged")}
 
 
 def is_complete(task_dir: Path) -> bool:
@@ -123,7 +133,8 @@ def _fetch_script(remote_dir: str, tasks: Sequence[int], extras: Sequence[str]) 
         f"cd {shlex.quote(remote_dir)} || exit 2\n"
         f"set -- {task_dirs}\n"
         f"for f in {extra}; do [ -e \"$f\" ] && set -- \"$@\" \"$f\"; done\n"
-        'tar -czhf - -- "$@"\n'
+        # -h: DiCOS results are linked in; --hard-dereference: never emit hard links
+        'tar -czh --hard-dereference -f - -- "$@"\n'
     )
 
 

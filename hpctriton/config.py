@@ -42,9 +42,9 @@ from hpctriton_probe.spec import (
     ServerSpec,
 )
 
-from . import backends, yamlsrc
+from . import backends, quoting, yamlsrc
 from . import overrides as ov
-from .errors import ConfigError
+from .errors import ConfigError, RenderError
 
 DEFAULT_CONFIG = "hpctriton.yaml"
 #: Top-level keys a sweep may vary: what differs between tasks of one job.
@@ -276,17 +276,20 @@ class ClusterConfig(_Strict):
     @field_validator("prologue")
     @classmethod
     def _one_line_each(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if "\n" in item or "\r" in item:
-                raise ValueError("each prologue item is one shell line (no newlines)")
-        return value
+        try:
+            return [quoting.one_line(item, "each prologue item is one shell line")
+                    for item in value]
+        except RenderError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("env", "remote_env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ValueError(f"env name {name!r} is not a valid shell variable name")
+        try:
+            for name in value:
+                quoting.env_name(name)
+        except RenderError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 

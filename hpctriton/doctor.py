@@ -39,9 +39,10 @@ def _generic_script(config: Config, workdir: str, container_bin: str | None,
     for name in ("http_port", "grpc_port", "metrics_port"):
         port = getattr(server, name)
         if port:
-            hostport = f"/dev/tcp/{server.host}/{port}"
+            # host and port reach the inner bash as arguments, never as code
             lines.append(
-                f"if timeout 5 bash -c {shlex.quote(f'exec 3<>{hostport}')} 2>/dev/null; then "
+                "if timeout 5 bash -c 'exec 3<>\"/dev/tcp/$1/$2\"' _ "
+                f"{shlex.quote(server.host.strip('[]'))} {int(port)} 2>/dev/null; then "
                 f'echo "@@PORT {name} ok"; else echo "@@PORT {name} fail"; fi')
     return "\n".join(lines) + "\ntrue\n"
 

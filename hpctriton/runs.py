@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
@@ -18,8 +19,9 @@ from typing import Any
 import yaml
 
 from .config import ClusterConfig, Config, config_from_data
-from .errors import RunNotFound
+from .errors import ConfigError, RunNotFound
 
+log = logging.getLogger("hpctriton.runs")
 RUN_SCHEMA_VERSION = 1
 DEFAULT_RUNS_DIR = "hpctriton-runs"
 
@@ -126,8 +128,11 @@ class RunRecord:
             raise RunNotFound(f"{folder} holds no run record (run.json)") from None
         except (OSError, ValueError) as exc:
             raise RunNotFound(f"cannot read {path}: {exc}") from None
-        data["jobs"] = [JobRef(**j) for j in data.get("jobs", [])]
-        record = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        try:
+            data["jobs"] = [JobRef(**j) for j in data.get("jobs", [])]
+            record = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (TypeError, AttributeError) as exc:
+            raise RunNotFound(f"{path} is not a valid run record: {exc}") from None
         record.path = folder
         return record
 
@@ -152,6 +157,19 @@ def runs_root(runs_dir: str | Path | None = None, config: Config | None = None) 
     return Path(os.environ.get("HPCTRITON_RUNS_DIR", DEFAULT_RUNS_DIR)).expanduser()
 
 
+def runs_dir_of(config_path: str | Path) -> Path:
+    """A config file's ``runs_dir``, read without validating the rest of the file."""
+    from . import yamlsrc
+
+    path = Path(config_path)
+    data = yamlsrc.load(path).data
+    value = data.get("runs_dir", DEFAULT_RUNS_DIR) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ConfigError("runs_dir must be a folder name", source=str(path), field="runs_dir")
+    folder = Path(value).expanduser()
+    return folder if folder.is_absolute() else path.resolve().parent / folder
+
+
 def list_runs(root: Path) -> list[RunRecord]:
     """Every run under ``root``, newest first.
 
@@ -167,8 +185,8 @@ def list_runs(root: Path) -> list[RunRecord]:
         if (folder / "run.json").is_file():
             try:
                 records.append(RunRecord.load(folder))
-            except RunNotFound:
-                continue
+            except RunNotFound as exc:
+                log.warning("skipping %s", exc)
     return sorted(records, key=lambda r: (r.created_at, r.run_id), reverse=True)
 
 

@@ -88,6 +88,9 @@ def combine(task: int, state_file: dict[str, Any] | None, hint: SchedulerInfo | 
         if state_file.get("interrupted"):
             if hint and hint.state in (JobState.TIMEOUT, JobState.CANCELLED):
                 return replace(done, state=hint.state, reason=hint.reason or "interrupted")
+            if hint and hint.state == JobState.PENDING:  # requeued after preemption
+                return replace(done, state=JobState.PENDING, source="scheduler",
+                               reason=f"requeued ({hint.raw or 'pending'})")
             return replace(done, reason="interrupted by a signal")
         if code == 0:
             return replace(done, state=JobState.SUCCEEDED, reason=EXIT_MEANINGS[0])

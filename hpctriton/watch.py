@@ -14,7 +14,7 @@ import logging
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import templating
 from .backends import Backend
@@ -27,13 +27,27 @@ log = logging.getLogger("hpctriton.watch")
 
 #: Seconds between scheduler hints: the first, and the cap it backs off to.
 HINT_INTERVAL_S = 30.0
-HINT_INTERVAL_MAX_S = 300.0
+HINT_INTERVAL_MAX_S = 120.0  # below Slurm's default MinJobAge (300 s): no purge is missed
+#: Hints in a row without a state file or a scheduler record before a task counts as
+#: vanished (failed): the scheduler purges finished jobs after MinJobAge (300 s).
+VANISHED_AFTER = 2
+#: Transient failures in a row of the state-file watch before the wait gives up.
+STREAM_RETRIES = 5
+#: Failed scheduler queries in a row (not transient) that end the wait with an error.
+POLL_FAILURES_FATAL = 3
 #: After every task has ended: how often, and how far apart, to ask why interrupted
 #: tasks were interrupted (timeout or cancel) while the scheduler finishes them off.
 FINAL_WORD_TRIES = 10
 FINAL_WORD_GAP_S = 2.0
-#: How often the remote loop looks at the state files.
+#: How often the remote loop looks at the state files: every 0.2 s, slower for many
+#: pending tasks so a shared file system sees at most about 500 stats a second.
 POLL_S = 0.2
+POLL_MAX_S = 2.0
+
+
+def poll_interval(pending: int) -> float:
+    """Seconds between looks at ``pending`` state files."""
+    return round(min(POLL_MAX_S, max(POLL_S, pending / 500)), 2)
 
 
 def _parse_state(text: str) -> dict[str, object] | None:
@@ -72,7 +86,7 @@ def wait_script(remote_dir: str, pending: Sequence[int], slice_s: float,
     """The remote loop: one line per task that starts or finishes, for ``slice_s`` s."""
     return templating.render("wait_states.sh.j2", results_dir=f"{remote_dir}/results",
                              pending=list(pending), started=list(started),
-                             slice_s=max(1, int(slice_s)), poll_s=POLL_S)
+                             slice_s=max(1, int(slice_s)), poll_s=poll_interval(len(pending)))
 
 
 @dataclass
@@ -156,12 +170,21 @@ class Waiter:
     _states: dict[int, dict[str, object]] = field(default_factory=dict)
     _hints: dict[int, SchedulerInfo] = field(default_factory=dict)
     _status: RunStatus = field(default_factory=RunStatus)
+    #: Consecutive hints in which a task had neither a state file nor a scheduler record.
+    _absent: dict[int, int] = field(default_factory=dict)
+    _poll_failures: int = 0
+
+    def _combined(self, task: int) -> TaskStatus:
+        status = combine(task, self._states.get(task), self._hints.get(task),
+                         state_expected=self.backend.state_files_reachable)
+        if status.state == JobState.UNKNOWN and self._absent.get(task, 0) >= VANISHED_AFTER:
+            return replace(status, state=JobState.FAILED,
+                           reason="vanished: no state file, and the scheduler no longer "
+                                  "knows the job (purged after MinJobAge?)")
+        return status
 
     def _update(self) -> bool:
-        reachable = self.backend.state_files_reachable
-        new = RunStatus({t: combine(t, self._states.get(t), self._hints.get(t),
-                                    state_expected=reachable)
-                         for t in range(self.record.n_tasks)})
+        new = RunStatus({t: self._combined(t) for t in range(self.record.n_tasks)})
         changed = new.tasks != self._status.tasks
         self._status = new
         if changed and self.on_change is not None:
@@ -181,9 +204,32 @@ class Waiter:
             return
         self.scheduler_calls += 1
         try:
-            self._hints.update(self.backend.poll(self.transport, self.record, open_tasks))
+            hints = self.backend.poll(self.transport, self.record, open_tasks)
         except (CommandError, RemoteError) as exc:
+            self._poll_failures += 1
+            if not exc.transient and self._poll_failures >= POLL_FAILURES_FATAL:
+                raise
             log.warning("scheduler query failed (will retry later): %s", exc)
+            return
+        self._poll_failures = 0
+        self._hints.update(hints)
+        reachable = self.backend.state_files_reachable
+        if reachable:
+            # The scheduler says "ended" but the state file we last saw says running (or
+            # was not there): the job may have just finished; read its file again rather
+            # than believe the hint.
+            stale = [t for t, h in hints.items()
+                     if h.state.final and self._states.get(t, {}).get("phase") != "finished"]
+            if stale:
+                self._states.update(read_states(self.transport, self.record, stale))
+        for task, hint in hints.items():
+            state = self._states.get(task)
+            if (state and state.get("phase") == "finished" and state.get("interrupted")
+                    and hint.state == JobState.PENDING):
+                del self._states[task]  # requeued (preempted): watch its next attempt
+        for task in open_tasks:
+            absent = task not in hints and task not in self._states and bool(self.record.jobs)
+            self._absent[task] = self._absent.get(task, 0) + 1 if absent else 0
 
     def _watch_slice(self, slice_s: float) -> None:
         pending = [t for t in range(self.record.n_tasks)
@@ -215,6 +261,7 @@ class Waiter:
         interval = self.hint_interval_s
         last_hint: float | None = None
         word_tries = 0
+        stream_failures = 0
         while True:
             now = time.monotonic()
             due = last_hint is None or now - last_hint >= interval
@@ -241,7 +288,18 @@ class Waiter:
             until_hint = max(1.0, interval - (time.monotonic() - last_hint))
             remaining = (deadline - time.monotonic()) if deadline is not None else until_hint
             slice_s = max(0.5, min(self.slice_s or until_hint, until_hint, remaining))
-            if self.backend.state_files_reachable:
-                self._watch_slice(slice_s)
-            else:
+            if not self.backend.state_files_reachable:
                 time.sleep(slice_s)
+                continue
+            try:
+                self._watch_slice(slice_s)
+                stream_failures = 0
+            except (CommandError, RemoteError) as exc:
+                # a dropped connection or a busy login node: reconnect and go on watching
+                stream_failures += 1
+                if not exc.transient or stream_failures > STREAM_RETRIES:
+                    raise
+                pause = min(2.0 ** stream_failures, 30.0)
+                log.warning("watching the state files failed (%s); retrying in %.0f s",
+                            str(exc).splitlines()[0], pause)
+                time.sleep(pause)

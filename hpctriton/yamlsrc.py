@@ -71,7 +71,10 @@ def loads(text: str, source: str = "<string>") -> Sourced:
         raise ConfigError(f"invalid YAML: {exc}", source=source) from None
     lines: dict[PathKey, int] = {}
     if node is not None:
-        _walk(node, (), lines, source)
+        try:
+            _walk(node, (), lines, source)
+        except RecursionError:
+            raise ConfigError("invalid YAML: an anchor refers to itself", source=source) from None
     return Sourced(data=data, source=source, lines=lines)
 
 

@@ -174,10 +174,6 @@ def _json_default(obj: Any) -> Any:
     return repr(obj)
 
 
-def dumps(results: dict) -> str:
-    """The results document as JSON text (numpy values made plain)."""
-    return json.dumps(results, indent=1, default=_json_default)
-
 
 class SigtermGuard:
     """Turns SIGTERM into ``Interrupted`` while installed (main thread only).

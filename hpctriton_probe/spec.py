@@ -12,12 +12,16 @@ Python 3.8 compatible: annotations use ``typing`` generics, evaluated by
 
 import dataclasses
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 SPEC_SCHEMA_VERSION = 1
 PROTOCOLS = ("http", "grpc")
+
+#: A DNS name, an IPv4 address or an IPv6 address (bare or in brackets).
+_HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[?[0-9A-Fa-f:.]+(?:%\w+)?\]?")
 
 #: Field metadata marking a value as a file path (or a mapping of names to paths):
 #: ``hpctriton render`` copies such files into the bundle and rewrites the path.
@@ -85,8 +89,8 @@ class ServerSpec:
     headers: Dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.host or self.host != self.host.strip():
-            raise SpecError(f"host must be a non-empty host name, got {self.host!r}")
+        if not _HOST.fullmatch(self.host or ""):
+            raise SpecError(f"host must be a host name or an IP address, got {self.host!r}")
         for name in ("http_port", "grpc_port", "metrics_port"):
             _check_port(name, getattr(self, name))
         if self.http_port is None and self.grpc_port is None:
@@ -474,10 +478,6 @@ def from_dict(cls: Any, data: Any, path: str = "") -> Any:
             raise
         raise SpecError(f"{where}: {exc}") from None
 
-
-def to_dict(obj: Any) -> Any:
-    """Plain JSON data for a dataclass tree (inverse of ``from_dict``)."""
-    return dataclasses.asdict(obj)
 
 
 def load_spec(path: str) -> Spec:

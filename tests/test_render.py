@@ -134,16 +134,33 @@ def test_missing_relative_file_is_an_error_and_nothing_is_written(tmp_path: Path
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
-def test_non_empty_output_is_refused_without_force(tmp_path: Path) -> None:
+def test_non_empty_output_is_refused_and_force_replaces_only_bundles(tmp_path: Path) -> None:
     out = tmp_path / "b"
     out.mkdir()
     (out / "keep").write_text("x")
     cfg = load_config(EXAMPLES / "local.yaml")
     with pytest.raises(ConfigError, match="not empty"):
         render_bundle(cfg, out)
+    with pytest.raises(ConfigError, match="does not hold a bundle"):
+        render_bundle(cfg, out, force=True)
     assert (out / "keep").exists()
+    (out / "keep").unlink()
+    render_bundle(cfg, out)
+    (out / "extra").write_text("x")
     render_bundle(cfg, out, force=True)
-    assert not (out / "keep").exists()
+    assert not (out / "extra").exists() and (out / "job.sh").exists()
+
+
+def test_the_current_or_config_folder_is_never_an_output(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file = tmp_path / "hpctriton.yaml"
+    config_file.write_text((EXAMPLES / "local.yaml").read_text())
+    cfg = load_config(config_file)
+    monkeypatch.chdir(tmp_path)
+    for out in (Path("."), tmp_path, tmp_path.parent):
+        with pytest.raises(ConfigError, match="give a new folder"):
+            render_bundle(cfg, out, force=True)
+    assert config_file.exists()
 
 
 def test_container_image_required_for_container_runtimes(tmp_path: Path) -> None:

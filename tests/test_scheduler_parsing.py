@@ -130,3 +130,26 @@ def test_state_files_are_truth_and_the_scheduler_a_hint(state, hint, expected, r
     status = combine(0, state, hint)
     assert status.state == expected
     assert reason in status.reason
+
+
+def test_after_a_resubmit_only_the_new_job_speaks_for_the_task() -> None:
+    rec = record(JobRef("100", [0, 1, 2], 0, {"array": True}),
+                 JobRef("200", [1], 1, {"array": True}), n=3)
+    # squeue sorts the new PENDING row first; the old FAILED row must not win
+    squeue = "200_0|9|0|PENDING|Priority\n100_1|4|1|FAILED|NonZeroExitCode\n"
+    assert parse_squeue(squeue, rec)[1].state == JobState.PENDING
+    sacct = "200_0|9|PENDING|0:0|Priority\n100_1|4|FAILED|1:0|None\n"
+    assert parse_sacct(sacct, rec)[1].job_id == "200_0"
+
+
+def test_multi_cluster_answers_add_the_cluster_option() -> None:
+    from hpctriton.backends.slurm import cluster_option
+
+    assert cluster_option([JobRef("1", [0], 0, {"cluster": ""})]) == ""
+    assert cluster_option([JobRef("1", [0], 0, {"cluster": "gpu"})]) == " -M gpu"
+
+
+def test_a_requeued_task_is_pending_again() -> None:
+    state = {"phase": "finished", "exit_code": 143, "interrupted": True}
+    status = combine(0, state, SchedulerInfo(JobState.PENDING, raw="REQUEUED"))
+    assert status.state == JobState.PENDING and "requeued" in status.reason

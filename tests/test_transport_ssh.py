@@ -153,3 +153,27 @@ def test_ssh_config_alias_and_proxy_jump(sshd, tmp_path: Path) -> None:  # type:
 def test_damaged_stream_is_reported(sshd) -> None:  # type: ignore[no-untyped-def]
     with make_transport(sshd) as t, pytest.raises(RemoteError, match="damaged"):
         t.fetch_tar_script("head -c 1000 /dev/urandom", lambda a: list(a))
+
+
+def test_an_encrypted_key_without_an_agent_says_to_use_ssh_add(sshd, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                              monkeypatch) -> None:
+    import paramiko
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    key = paramiko.RSAKey.generate(2048)
+    encrypted = tmp_path / "id_encrypted"
+    key.write_private_key_file(str(encrypted), password="secret")
+    with make_transport(sshd, key=str(encrypted)) as t, pytest.raises(TransportError) as err:
+        t.run_script("true")
+    assert "ssh-add" in str(err.value) and "encrypted" in str(err.value)
+
+
+def test_two_proxy_jump_hops_are_chained(sshd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    common = (f"  HostName {sshd.host}\n  Port {sshd.port}\n  User {sshd.user}\n"
+              f"  IdentityFile {sshd.client_key}\n  UserKnownHostsFile {sshd.known_hosts}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host hop1\n{common}Host hop2\n{common}"
+                      f"Host target\n{common}  ProxyJump hop1,hop2\n")
+    with SSHTransport(target=resolve_target("target", ssh_config=str(config))) as t:
+        assert t.run_script("echo through-two").stdout == "through-two\n"
+        assert t._jumps and t._jumps[0]._jumps, "hop2 was reached through hop1"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .. import quoting, templating
-from ..errors import CollectError, CommandError, RemoteError
+from ..errors import CollectError, CommandError, PartialSubmitError, RemoteError
 from ..runs import JobRef, RunRecord
 from ..states import SchedulerInfo
 from . import dicos_cli
@@ -29,7 +29,7 @@ from .base import Backend, DoctorCheck, RenderContext
 
 if TYPE_CHECKING:
     from ..config import ClusterConfig, Config
-    from ..transport import Transport
+    from ..transport import CommandResult, Transport
 
 #: DiCOS job names: at most 25 characters, no spaces.
 NAME_LIMIT = 25
@@ -94,6 +94,21 @@ def _refs(text: str, tasks: Sequence[int], spec_tasks: Sequence[int]) -> list[Jo
             for s, task, spec in zip(subs, tasks, spec_tasks, strict=False)]
 
 
+def _check_made(result: CommandResult, refs: list[JobRef], wanted: int, what: str) -> None:
+    """Raise on ERROR lines or missing jobs, carrying the jobs that WERE made, so they
+    are recorded (and can be cancelled) rather than lost."""
+    try:
+        dicos_cli.raise_on_errors(result.stdout, result.stderr, what)
+        if result.exit_code != 0 or len(refs) != wanted:
+            raise CommandError(result.script, result.exit_code, result.stdout, result.stderr,
+                               message=f"{what} reported {len(refs)} of {wanted} jobs")
+    except (RemoteError, CommandError) as exc:
+        if refs:
+            raise PartialSubmitError(f"{exc} ({len(refs)} job(s) were made and recorded)",
+                                     refs) from None
+        raise
+
+
 class DicosBackend(Backend):
     """One DiCOS task per run: ``-j N`` copies, or one job per sweep point with ``-A``."""
 
@@ -128,13 +143,9 @@ class DicosBackend(Backend):
             return self.resubmit(transport, record, tasks)
         result = transport.run_script(f"cd {_q(record.remote_dir)} && bash submit.sh",
                                       timeout=300)
-        dicos_cli.raise_on_errors(result.stdout, result.stderr, "dicos job submit")
         sweep = (record.bundle_dir / ARGLIST).is_file()  # -A: job i runs point i; -j: task 0
         refs = _refs(result.stdout, list(tasks), list(tasks) if sweep else [0] * len(tasks))
-        if result.exit_code != 0 or len(refs) != len(tasks):
-            raise CommandError(result.script, result.exit_code, result.stdout, result.stderr,
-                               message=f"dicos job submit reported {len(refs)} of "
-                                       f"{len(tasks)} jobs")
+        _check_made(result, refs, len(tasks), "dicos job submit")
         return refs
 
     def resubmit(self, transport: Transport, record: RunRecord,
@@ -145,13 +156,13 @@ class DicosBackend(Backend):
                  for t, j in jobs if j is not None]
         result = transport.run_script(f"cd {_q(record.remote_dir)} || exit 2\n"
                                       + "\n".join(lines) + "\n", timeout=300)
-        dicos_cli.raise_on_errors(result.stdout, result.stderr, "dicos job resubmit")
         refs: list[JobRef] = []
         for block in result.stdout.split("@@TASK ")[1:]:
             task_s, _, text = block.partition("\n")
             old = record.job_for_task(int(task_s))
             spec = int(old.extra.get("spec_task", 0)) if old else 0
             refs += _refs(text, [int(task_s)], [spec])
+        _check_made(result, refs, len(lines), "dicos job resubmit")
         return refs
 
     def poll(self, transport: Transport, record: RunRecord,

@@ -24,8 +24,6 @@ from ..states import JobState
 
 SUBMITTED = re.compile(r"Job (?P<job>\d+) is submitted\. \(TaskID: (?P<task>\d+)\)")
 GOT_OUTPUT = re.compile(r"Got output of job (?P<job>\d+) in (?P<folder>\./\S.*?)\s*$")
-#: Rows the tool shows without ``-n``.
-DEFAULT_ROWS = 15
 #: Hours of history ``dicos job status`` shows without ``-t``.
 DEFAULT_HOURS = 240
 

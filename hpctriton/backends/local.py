@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import CommandError
+from ..errors import CommandError, UsageError
 from ..runs import JobRef, RunRecord
 from ..states import JobState, SchedulerInfo
 from .base import Backend
@@ -58,7 +58,8 @@ class LocalBackend(Backend):
         script = "".join(f"kill -0 {int(p)} 2>/dev/null && echo {int(p)}\n" for p in pids)
         script += "true\n"
         alive = set(transport.run_script(script).stdout.split())
-        cancelled = any(e.get("event") == "cancel" for e in record.events)
+        cancelled = {t for e in record.events if e.get("event") == "cancel"
+                     for t in e.get("tasks", [])}
         info: dict[int, SchedulerInfo] = {}
         for task in tasks:
             job = record.job_for_task(task)
@@ -66,7 +67,7 @@ class LocalBackend(Backend):
                 continue
             if job.job_id in alive:
                 info[task] = SchedulerInfo(JobState.PENDING, job.job_id, "runner alive", "alive")
-            elif cancelled:
+            elif task in cancelled:
                 info[task] = SchedulerInfo(JobState.CANCELLED, job.job_id, "cancelled", "gone")
             else:
                 info[task] = SchedulerInfo(JobState.FAILED, job.job_id,
@@ -74,8 +75,18 @@ class LocalBackend(Backend):
         return info
 
     def cancel(self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
-        """TERM to the runner's process group: job.sh records the interruption."""
-        pids = {j.job_id for j in record.jobs if set(j.tasks) & set(tasks)}
+        """TERM to the runner's process group: job.sh records the interruption.
+
+        The runner's tasks share one process group, so only whole runners can be
+        cancelled; asking for some of their tasks is refused rather than killing all.
+        """
+        jobs = {j.job_id: j for t in tasks if (j := record.job_for_task(t)) is not None}
+        partial = [j for j in jobs.values() if not set(j.tasks) <= set(tasks)]
+        if partial:
+            raise UsageError(
+                "the local backend runs a run's tasks under one runner and cancels them "
+                f"together: cancel tasks {sorted(partial[0].tasks)} at once (or the whole run)")
+        pids = set(jobs)
         script = "".join(f"kill -TERM -- -{int(p)} 2>/dev/null || kill -TERM {int(p)} "
                          "2>/dev/null\n" for p in pids) + "true\n"
         transport.run_script(script).check("cancelling the local runner")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from simple_slurm.core import Slurm, fmt_value, read_simple_txt
@@ -146,9 +146,10 @@ class SlurmBackend(Backend):
             if not line.startswith("@@JOB "):
                 continue
             _, offset_s, *rest = line.split(" ", 2)
-            if not rest or not rest[0].strip():
-                continue
-            job_id, cluster = parse_parsable(rest[0])
+            try:
+                job_id, cluster = parse_parsable(rest[0] if rest else "")
+            except ValueError:
+                continue  # the script checked the id; a mangled line is reported below
             spec, chunk = by_offset[int(offset_s)]
             made.append(JobRef(job_id=job_id, tasks=list(chunk), offset=int(offset_s),
                                extra={"array": spec is not None, "cluster": cluster,
@@ -164,16 +165,18 @@ class SlurmBackend(Backend):
 
     def poll(self, transport: Transport, record: RunRecord,
              tasks: Sequence[int]) -> dict[int, SchedulerInfo]:
-        """``sacct`` where accounting answers, else ``squeue -t all -r``: one remote call."""
-        ids = ",".join(dict.fromkeys(j.job_id for j in record.jobs))
-        if not ids:
+        """``sacct`` where accounting answers, else ``squeue -t all -r``: one remote call,
+        about each task's newest submission only (a resubmitted task's old job is history)."""
+        jobs = newest_jobs(record, tasks)
+        if not jobs:
             return {}
-        q = shlex.quote(ids)
+        q = shlex.quote(",".join(jobs))
+        m = cluster_option(jobs.values())
         script = (
-            f"if out=$(sacct -n -P -X -o JobID,JobIDRaw,State,ExitCode,Reason -j {q} 2>&1)"
+            f"if out=$(sacct{m} -n -P -X -o JobID,JobIDRaw,State,ExitCode,Reason -j {q} 2>&1)"
             " && [ -n \"$out\" ]; then printf '@@SACCT\\n%s\\n' \"$out\"; else "
             "printf '@@SQUEUE %s\\n' \"$(printf %s \"$out\" | head -n 1)\"; "
-            f"squeue -h -t all -r -j {q} -o '%i|%A|%K|%T|%r' 2>&1; fi"
+            f"squeue{m} -h -t all -r -j {q} -o '%i|%A|%K|%T|%r' 2>&1; fi"
         )
         result = transport.run_script(script, timeout=60)
         text = result.stdout
@@ -185,16 +188,19 @@ class SlurmBackend(Backend):
 
     def cancel(self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
         wanted = set(tasks)
+        jobs = newest_jobs(record, tasks)
         targets: list[str] = []
-        for job in record.jobs:
+        for job in jobs.values():
             if set(job.tasks) <= wanted:
                 targets.append(job.job_id)
             elif job.extra.get("array"):
-                targets += [f"{job.job_id}_{t - job.offset}" for t in job.tasks if t in wanted]
-            elif wanted & set(job.tasks):
+                targets += [f"{job.job_id}_{t - job.offset}" for t in job.tasks if t in wanted
+                            and record.job_for_task(t) is job]
+            else:
                 targets.append(job.job_id)
         if targets:
-            transport.run(["scancel", *dict.fromkeys(targets)]).check("scancel")
+            flag = cluster_option(jobs.values()).split()
+            transport.run(["scancel", *flag, *targets]).check("scancel")
 
     def extra_result_files(self, record: RunRecord, tasks: Sequence[int]) -> list[str]:
         names = []
@@ -314,13 +320,32 @@ def _indices(spec: str) -> list[int]:
     return out
 
 
+def newest_jobs(record: RunRecord, tasks: Sequence[int]) -> dict[str, JobRef]:
+    """Job id -> submission, for the newest submission of each task (resubmits win)."""
+    jobs: dict[str, JobRef] = {}
+    for task in tasks:
+        job = record.job_for_task(task)
+        if job is not None:
+            jobs[job.job_id] = job
+    return jobs
+
+
+def cluster_option(jobs: Iterable[JobRef]) -> str:
+    """`` -M name`` when sbatch answered ``id;cluster`` (a multi-cluster site), else ``""``."""
+    names = sorted({str(j.extra["cluster"]) for j in jobs if j.extra.get("cluster")})
+    return f" -M {shlex.quote(','.join(names))}" if names else ""
+
+
 def _task_of(record: RunRecord) -> dict[tuple[str, int | None], tuple[int, JobRef]]:
-    """(array job id, index or None) -> (task, job) for every submission of the run."""
+    """(job id, array index or None) -> (task, job), for each task's newest submission
+    only: rows about a resubmitted task's old job must not overwrite the new one's."""
     table: dict[tuple[str, int | None], tuple[int, JobRef]] = {}
-    for job in record.jobs:  # later submissions (resubmits) overwrite earlier ones
-        for task in job.tasks:
-            index = task - job.offset if job.extra.get("array") else None
-            table[(job.job_id, index)] = (task, job)
+    for task in range(record.n_tasks):
+        job = record.job_for_task(task)
+        if job is None:
+            continue
+        index = task - job.offset if job.extra.get("array") else None
+        table[(job.job_id, index)] = (task, job)
     return table
 
 

@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
@@ -30,6 +30,8 @@ from .base import ByteStream, Transport
 log = logging.getLogger("hpctriton.transport.ssh")
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+#: A result stream that sends nothing for this long is given up (it may be long overall).
+TAR_IDLE_TIMEOUT_S = 300.0
 
 
 def host_key_name(host: str, port: int) -> str:
@@ -79,7 +81,10 @@ def resolve_target(
             conf = dict(paramiko.SSHConfig.from_path(str(path)).lookup(host))
         except Exception as exc:  # noqa: BLE001 - a broken ssh config must not be fatal
             log.warning("ignoring %s: %s", path, exc)
-    identity = [key] if key else list(conf.get("identityfile", []))
+    # an IdentityFile of ~/.ssh/config that does not exist is skipped, as OpenSSH does;
+    # the cluster's own `key` must exist (a typo there gets a clear error)
+    identity = [key] if key else [k for k in conf.get("identityfile", [])
+                                  if Path(os.path.expanduser(k)).is_file()]
     known = known_hosts or (conf.get("userknownhostsfile", "").split() or [DEFAULT_KNOWN_HOSTS])[0]
     return SSHTarget(
         alias=host,
@@ -133,8 +138,16 @@ def _connect_error(target: SSHTarget, exc: BaseException) -> TransportError:
     if isinstance(exc, paramiko.PasswordRequiredException):
         return TransportError(
             f"the key for {where} is encrypted: load it into ssh-agent (ssh-add) first")
-    if isinstance(exc, paramiko.AuthenticationException):
+    if isinstance(exc, paramiko.AuthenticationException) or (
+            isinstance(exc, paramiko.SSHException)
+            and "No authentication methods available" in str(exc)):
         keys = ", ".join(target.key_files) or "the agent's and default keys"
+        encrypted = [k for k in target.key_files if _is_encrypted(k)]
+        if encrypted:
+            return TransportError(
+                f"authentication failed for {where}: {encrypted[0]} is encrypted and no "
+                "ssh-agent offered it: load it with ssh-add (hpctriton never asks for "
+                "passphrases)")
         return TransportError(
             f"authentication failed for {where} (tried {keys}): check the user name, the key "
             "(clusters.<name>.key) and that its public half is in the remote authorized_keys")
@@ -153,16 +166,27 @@ def _connect_error(target: SSHTarget, exc: BaseException) -> TransportError:
     return TransportError(f"SSH connection to {where} failed: {exc!r}")
 
 
-def _load_key(path: str) -> paramiko.PKey:
-    """Read a private key of any type paramiko knows (from_path detects it)."""
+def _load_key(path: str) -> paramiko.PKey | None:
+    """Read a private key of any type paramiko knows (from_path detects it); None for
+    an encrypted key, which ssh-agent may hold (authentication then says what to do)."""
     if not Path(path).is_file():
         raise FileNotFoundError(2, "no such file", path)
     try:
         return paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
-        raise
+    except (paramiko.PasswordRequiredException, TypeError):
+        return None  # passphrase-protected: leave it to the agent
     except (paramiko.SSHException, ValueError, OSError) as exc:
         raise TransportError(f"cannot read the SSH key {path}: {exc}") from None
+
+
+def _is_encrypted(path: str) -> bool:
+    try:
+        paramiko.PKey.from_path(path)
+    except (paramiko.PasswordRequiredException, TypeError):
+        return True
+    except Exception:  # noqa: BLE001 - unreadable is not "encrypted"
+        return False
+    return False
 
 
 def _read_all(stream: ByteStream, sink: list[bytes]) -> threading.Thread:
@@ -193,13 +217,18 @@ class SSHTransport(Transport):
 
     def _sock(self, target: SSHTarget) -> Any:
         if target.proxy_jump and target.proxy_jump.lower() != "none":
-            hop = target.proxy_jump.split(",")[-1]
+            # "a,b": reach b through a, then the target through b (the last hop is
+            # resolved with the earlier hops as its own ProxyJump, recursively)
+            *earlier, hop = target.proxy_jump.split(",")
             user, _, rest = hop.rpartition("@")
             host, _, port = rest.partition(":")
-            jump = SSHTransport(target=resolve_target(
+            hop_target = resolve_target(
                 host, user=user or None, port=int(port) if port else None,
                 host_key_policy=target.host_key_policy, ssh_config=target.ssh_config,
-                connect_timeout_s=target.connect_timeout_s))
+                connect_timeout_s=target.connect_timeout_s)
+            if earlier:
+                hop_target = replace(hop_target, proxy_jump=",".join(earlier))
+            jump = SSHTransport(target=hop_target)
             self._jumps.append(jump)
             hop_transport = jump.client().get_transport()
             assert hop_transport is not None  # a connected client has one
@@ -230,6 +259,8 @@ class SSHTransport(Transport):
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             pkey = _load_key(target.key_files[0]) if target.key_files else None
+            if pkey is None and target.key_files:
+                log.info("%s is encrypted: trying ssh-agent", target.key_files[0])
             client.connect(
                 target.hostname, port=target.port, username=target.user, pkey=pkey,
                 # paramiko takes a list of further key files (its stubs say one)
@@ -309,11 +340,12 @@ class SSHTransport(Transport):
         finally:
             channel.close()
             stderr_reader.join(5)
-        if code != 0:
-            raise CommandError(script, code, "", b"".join(err).decode("utf-8", "replace"))
+        if code != 0:  # -1: the channel closed without an exit status (a dropped link)
+            raise CommandError(script, code, "", b"".join(err).decode("utf-8", "replace"),
+                               transient=code < 0)
 
     def _open_tar_stream(self, script: str) -> tuple[ByteStream, Callable[[], tuple[int, str]]]:
-        channel = self._channel(script, None)
+        channel = self._channel(script, TAR_IDLE_TIMEOUT_S)
         err: list[bytes] = []
         stderr_reader = _read_all(channel.makefile_stderr("rb"), err)
         stdout = channel.makefile("rb")

@@ -75,7 +75,9 @@ def run(ctx: CheckContext) -> Iterator[dict]:
     path = ctx.options.path if ctx.options.path.startswith("/") else "/" + ctx.options.path
     url = "http://{}{}".format(ctx.server.url("metrics"), path)
     endpoint = "metrics://{}".format(ctx.server.url("metrics"))
-    headers = ctx.clients.headers_for("http")
+    # Triton's metrics port speaks plain HTTP only: where the server is reached over TLS,
+    # its headers (tokens) are not sent there in clear text.
+    headers = {} if ctx.server.tls is not None else ctx.clients.headers_for("http")
     try:
         text = ctx.caller.call(endpoint, lambda: _scrape(url, headers, ctx.timeout_s),
                                what="metrics scrape", timeout_s=ctx.timeout_s)

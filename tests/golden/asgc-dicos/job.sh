@@ -25,7 +25,7 @@ if [ ! -f "$HPCTRITON_BUNDLE/probe.pyz" ]; then
   echo "hpctriton: probe.pyz not found in $HPCTRITON_BUNDLE: run the job from inside its bundle folder" >&2
   exit 2
 fi
-# DiCOS tells the job nothing of its PandaID; collect fills it in from getoutput.
+# DiCOS tells the job nothing of its PandaID: run.json records it from the submission.
 export HPCTRITON_JOB_ID=""
 export HPCTRITON_ARRAY_JOB_ID=""
 export HPCTRITON_ARRAY_TASK_ID=""
