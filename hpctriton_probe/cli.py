@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import traceback
-from typing import Optional
+from typing import Any, Callable, Optional, Tuple
 
 from . import __version__
 
@@ -85,7 +85,6 @@ def main(argv: Optional[list] = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, a usage error is 2
         return int(exc.code or 0)
-    from .clients import ProbeDependencyError
     from .results import EXIT_INTERRUPTED, exit_code, write_stdout_line
     from .spec import SpecError, load_spec
 
@@ -121,33 +120,23 @@ def main(argv: Optional[list] = None) -> int:
         return EXIT_USAGE
     if rank > 0:
         return _load_rank_main(args, spec, task, task_dir, rank, ranks)
-    handler = _setup_log(os.path.join(task_dir, "probe.log"))
-    log.info("hpctriton probe %s on Python %s (%s); spec %s, task %d, run %s", __version__,
-             sys.version.split()[0], sys.executable, os.path.abspath(args.spec), task_index,
-             spec.run_id)
     started = time.monotonic()
     base_dir = os.path.dirname(os.path.abspath(args.spec))
     on_result = None if args.quiet else (lambda e: write_stdout_line(format_line(e)))
-    try:
+
+    def body() -> dict:
         from .runner import run_task
 
-        results = run_task(task, task_dir, run_id=spec.run_id, base_dir=base_dir,
-                           on_result=on_result, handle_sigterm=True, load_ranks=ranks,
-                           load_start_at=args.load_start_at)
-    except (ProbeDependencyError, SpecError) as exc:
-        log.error("%s", exc)
-        sys.stderr.write(f"probe: {exc}\n")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except Exception:  # noqa: BLE001 - a crash: say so plainly, keep the trace in the log
-        log.error("probe crashed:\n%s", traceback.format_exc())
-        sys.stderr.write("probe crashed; see {}\n{}".format(
-            os.path.join(task_dir, "probe.log"), traceback.format_exc()))
-        return EXIT_CRASH
-    finally:
-        log.removeHandler(handler)
-        handler.close()
+        log.info("hpctriton probe %s on Python %s (%s); spec %s, task %d, run %s",
+                 __version__, sys.version.split()[0], sys.executable,
+                 os.path.abspath(args.spec), task_index, spec.run_id)
+        return run_task(task, task_dir, run_id=spec.run_id, base_dir=base_dir,
+                        on_result=on_result, handle_sigterm=True, load_ranks=ranks,
+                        load_start_at=args.load_start_at)
+
+    results, failed = _guarded("probe", os.path.join(task_dir, "probe.log"), body)
+    if failed is not None:
+        return failed
     if not args.no_junit:
         try:
             _write_junit(task_dir, results)
@@ -169,35 +158,46 @@ def _load_rank_main(args: argparse.Namespace, spec: object, task: object, task_d
                     rank: int, ranks: int) -> int:
     """A rank > 0 of a load from several tasks: only the load, its own log and rank
     file under ``<task_dir>/load/``; nothing on stdout (rank 0 reports)."""
-    from .clients import ProbeDependencyError
-    from .spec import SpecError
-
     load_dir = os.path.join(task_dir, "load")
     try:
         os.makedirs(load_dir, exist_ok=True)
     except OSError as exc:
         sys.stderr.write(f"probe: cannot create {load_dir}: {exc}\n")
         return EXIT_USAGE
-    handler = _setup_log(os.path.join(load_dir, f"rank-{rank}.log"))
-    log.info("hpctriton probe %s, load rank %d of %d on Python %s", __version__, rank, ranks,
-             sys.version.split()[0])
-    try:
+    def body() -> int:
         from .runner import run_load_rank
 
+        log.info("hpctriton probe %s, load rank %d of %d on Python %s", __version__, rank,
+                 ranks, sys.version.split()[0])
         return run_load_rank(task, task_dir, rank=rank, ranks=ranks,  # type: ignore[arg-type]
                              start_at=args.load_start_at, run_id=getattr(spec, "run_id", ""),
                              base_dir=os.path.dirname(os.path.abspath(args.spec)),
                              handle_sigterm=True)
+
+    code, failed = _guarded(f"probe (load rank {rank})",
+                            os.path.join(load_dir, f"rank-{rank}.log"), body)
+    return failed if failed is not None else code
+
+
+def _guarded(label: str, log_path: str, body: Callable[[], Any]) -> Tuple[Any, Optional[int]]:
+    """Run ``body`` with its log file open: ``(result, None)``, or ``(None, exit code)``
+    with a one-line message (the traceback goes to the log) when it fails."""
+    from .clients import ProbeDependencyError
+    from .spec import SpecError
+
+    handler = _setup_log(log_path)
+    try:
+        return body(), None
     except (ProbeDependencyError, SpecError) as exc:
         log.error("%s", exc)
-        sys.stderr.write(f"probe (load rank {rank}): {exc}\n")
-        return EXIT_USAGE
+        sys.stderr.write(f"{label}: {exc}\n")
+        return None, EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return None, 130
     except Exception:  # noqa: BLE001 - a crash: say so plainly, keep the trace in the log
         log.error("probe crashed:\n%s", traceback.format_exc())
-        sys.stderr.write(f"probe (load rank {rank}) crashed:\n{traceback.format_exc()}")
-        return EXIT_CRASH
+        sys.stderr.write(f"{label} crashed; see {log_path}\n{traceback.format_exc()}")
+        return None, EXIT_CRASH
     finally:
         log.removeHandler(handler)
         handler.close()

@@ -35,6 +35,7 @@ from hpctriton.testing import TritonServer, TritonServerError, free_port, start_
 from hpctriton_probe.spec import TaskSpec, from_dict
 
 __all__ = [
+    "server_success",
     "silent_port",
     "TLSFiles",
     "HTTPSProxy",
@@ -311,3 +312,16 @@ def silent_port() -> Iterator[int]:
     for conn in held:
         conn.close()
     sock.close()
+
+
+def server_success(triton: TritonServer, model: str) -> int:
+    """The server's own count of successful requests for ``model`` (statistics API):
+    what load tests compare the client's count with."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(triton.http_url)
+    try:
+        stats = client.get_inference_statistics(model)
+    finally:
+        client.close()
+    return sum(int(s["inference_stats"]["success"]["count"]) for s in stats["model_stats"])

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures_triton import probe_task
+from fixtures_triton import probe_task, server_success
 
 from hpctriton.loadmerge import merge_task_dir
 from hpctriton.testing import TritonServer
@@ -24,17 +24,6 @@ DATA = Path(__file__).resolve().parent / "data"
 FAST = {"warmup_s": 0.1, "window_s": 0.2, "stability": {"windows": 2, "percent": 50,
                                                          "max_trials": 3}}
 PACED_SERVICE_S = 0.02  # demo model "paced": 20 ms per request, one at a time
-
-
-def server_success(triton: TritonServer, model: str) -> int:
-    import tritonclient.http as httpclient
-
-    client = httpclient.InferenceServerClient(triton.http_url)
-    try:
-        stats = client.get_inference_statistics(model)
-    finally:
-        client.close()
-    return sum(int(s["inference_stats"]["success"]["count"]) for s in stats["model_stats"])
 
 
 def load_run(triton: TritonServer, tmp_path: Path, models: list[str], options: dict) -> dict:

@@ -8,23 +8,12 @@ import json
 
 import pytest
 from e2e import make_config
+from fixtures_triton import server_success
 
 from hpctriton.api import Run, submit
 from hpctriton.collect import verify_task_dir
-from hpctriton.testing import TritonServer
 
 pytestmark = pytest.mark.service
-
-
-def server_success(triton: TritonServer, model: str) -> int:
-    import tritonclient.http as httpclient
-
-    client = httpclient.InferenceServerClient(triton.http_url)
-    try:
-        stats = client.get_inference_statistics(model)
-    finally:
-        client.close()
-    return sum(int(s["inference_stats"]["success"]["count"]) for s in stats["model_stats"])
 
 
 def test_load_from_three_slurm_tasks_is_merged_by_collect(tmp_path, sshd, slurm,
