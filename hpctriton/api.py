@@ -23,7 +23,7 @@ from . import watch
 from .backends import Backend, get_backend
 from .bundle import make_run_id, render_bundle, resolve_target
 from .collect import CollectReport, collect
-from .config import Config
+from .config import ClusterConfig, Config
 from .errors import CommandError, HpctritonError, PartialSubmitError, RemoteError, UsageError
 from .results import Results
 from .runs import JobRef, RunRecord, find_run, now_iso, runs_root, save_config
@@ -227,11 +227,15 @@ class SubmitPlan:
                 "run_dir": str(self.run_dir)}
 
 
-def _remote_dir(transport: Transport, backend: Backend, workdir: str, run_id: str,
-                bundle_dir: Path) -> str:
-    if backend.stage_in_place and transport.label == "localhost":
+def _remote_dir(transport: Transport, backend: Backend, cluster: ClusterConfig, run_id: str,
+                bundle_dir: Path, *, connect: bool = True) -> str:
+    """Where the run's bundle runs: in place for a local backend here, else
+    ``<workdir>/<run id>`` on the cluster (``connect=False``: workdir as written, for a
+    dry run that must not log in)."""
+    if backend.stage_in_place and cluster.host is None:
         return str(bundle_dir.resolve())
-    return str(PurePosixPath(transport.resolve(workdir)) / run_id)
+    workdir = transport.resolve(cluster.workdir) if connect else cluster.workdir.rstrip("/")
+    return str(PurePosixPath(workdir) / run_id)
 
 
 def submit(config: Config, cluster: str | None = None, *, backend: str | None = None,
@@ -257,14 +261,14 @@ def submit(config: Config, cluster: str | None = None, *, backend: str | None = 
     transport = open_transport(cluster_cfg)
     try:
         if dry_run:
-            remote = (f"{cluster_cfg.workdir.rstrip('/')}/{run_id}" if not impl.stage_in_place
-                      or cluster_cfg.host else str(run_dir / "bundle"))
-            n_tasks = len(config.points())
+            remote = _remote_dir(transport, impl, cluster_cfg, run_id, run_dir / "bundle",
+                                 connect=False)
+            n_tasks = impl.task_count(cluster_cfg, len(config.points()))
             return SubmitPlan(run_id, backend_name, cluster_name, transport.label, remote,
                               n_tasks, run_dir)
         bundle = render_bundle(config, run_dir / "bundle", cluster=cluster_name,
                                backend=backend_name, run_id=run_id)
-        remote = _remote_dir(transport, impl, cluster_cfg.workdir, run_id, bundle.path)
+        remote = _remote_dir(transport, impl, cluster_cfg, run_id, bundle.path)
         n_tasks = impl.task_count(cluster_cfg, bundle.n_tasks)
         points = bundle.points if n_tasks == bundle.n_tasks else [bundle.points[0]] * n_tasks
         record = RunRecord(run_id=run_id, backend=backend_name, cluster=cluster_name,

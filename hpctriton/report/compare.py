@@ -64,16 +64,18 @@ class MetricRow:
     values: tuple[float | None, ...]
 
     @property
+    def _head(self) -> str:
+        return " ".join(x for x in (self.model, self.protocol) if x) or "server"
+
+    @property
     def item(self) -> str:
         """``simple grpc [server.host=gpu01]``: what the number is about, but the level."""
-        head = " ".join(x for x in (self.model, self.protocol) if x) or "server"
-        return f"{head} [{self.scope}]" if self.scope else head
+        return f"{self._head} [{self.scope}]" if self.scope else self._head
 
     @property
     def subject(self) -> str:
         """``simple grpc, concurrency 4 [server.host=gpu01]``."""
-        head = " ".join(x for x in (self.model, self.protocol) if x) or "server"
-        text = ", ".join([head] + ([self.level] if self.level else []))
+        text = ", ".join([self._head] + ([self.level] if self.level else []))
         return f"{text} [{self.scope}]" if self.scope else text
 
     def diff(self, i: int) -> float | None:
