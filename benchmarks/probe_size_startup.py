@@ -36,8 +36,8 @@ import zipfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from hpctriton.compat import MATRIX  # noqa: E402 - after the sys.path line above
-from hpctriton.zipapp import probe_zipapp  # noqa: E402
+from hpctriton.render.zipapp import probe_zipapp  # noqa: E402
+from hpctriton.tools.compat import MATRIX  # noqa: E402 - after the sys.path line above
 from hpctriton_probe.spec import DEFAULT_CHECKS  # noqa: E402
 
 

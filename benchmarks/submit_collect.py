@@ -88,7 +88,7 @@ def naive_way(config, bundle_remote: str, out: Path) -> tuple[float, float]:  # 
 
 def notice_latency(run: Run, samples: int = 10) -> list[float]:
     """Write state.json files by hand and time how long the waiting client needs."""
-    from hpctriton import watch
+    from hpctriton.runs import watch
 
     remote = Path(run.record.remote_dir) / "results"
     latencies: list[float] = []
@@ -136,7 +136,7 @@ def main() -> None:
             latency = notice_latency(run)
             naive = make_config(tmp / "b", triton, sshd, checks=["health"],
                                 sweep={"probe.timeout_s": [5 + i / 1000 for i in range(TASKS)]})
-            from hpctriton.bundle import render_bundle
+            from hpctriton.render.bundle import render_bundle
 
             bundle = render_bundle(naive, tmp / "b" / "remote" / "naive", cluster="test")
             script = bundle.path / "job.sh"  # a hand-written script has no array directive

@@ -13,14 +13,15 @@ Everything the command line does is a function here first::
 Errors all derive from :class:`HpctritonError` (see :mod:`hpctriton.errors`).
 """
 
-from hpctriton_probe import __version__
-
-from .api import Run, SubmitPlan, open_run, submit
-from .bundle import Bundle, render_bundle
-from .check import check, config_for_check
-from .collect import CollectReport
-from .config import ClusterConfig, Config, config_from_data, json_schema, load_config
-from .errors import (
+from hpctriton.api import Run, SubmitPlan, open_run, submit
+from hpctriton.config.models import (
+    ClusterConfig,
+    Config,
+    config_from_data,
+    json_schema,
+    load_config,
+)
+from hpctriton.errors import (
     CollectError,
     CommandError,
     ConfigError,
@@ -33,10 +34,14 @@ from .errors import (
     TransportError,
     UsageError,
 )
-from .results import CheckResult, Results, TaskResults
-from .runs import JobRef, RunRecord, list_runs
-from .states import JobState, TaskStatus
-from .watch import RunStatus
+from hpctriton.render.bundle import Bundle, render_bundle
+from hpctriton.results.model import CheckResult, Results, TaskResults
+from hpctriton.runs.collect import CollectReport
+from hpctriton.runs.record import JobRef, RunRecord, list_runs
+from hpctriton.runs.states import JobState, TaskStatus
+from hpctriton.runs.watch import RunStatus
+from hpctriton.tools.check import check, config_for_check
+from hpctriton_probe import __version__
 
 __all__ = [
     "Bundle",

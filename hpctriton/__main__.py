@@ -1,5 +1,5 @@
 """``python -m hpctriton``: the same as the ``hpctriton`` command."""
 
-from .cli import main
+from hpctriton.cli import main
 
 main()

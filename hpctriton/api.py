@@ -19,16 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import watch
-from .backends import Backend, get_backend
-from .bundle import make_run_id, render_bundle, resolve_target
-from .collect import CollectReport, collect
-from .config import ClusterConfig, Config
-from .errors import CommandError, HpctritonError, PartialSubmitError, RemoteError, UsageError
-from .results import Results
-from .runs import JobRef, RunRecord, find_run, now_iso, runs_root, save_config
-from .states import JobState
-from .transport import Transport, open_transport
+from hpctriton.config.models import ClusterConfig, Config
+from hpctriton.errors import (
+    CommandError,
+    HpctritonError,
+    PartialSubmitError,
+    RemoteError,
+    UsageError,
+)
+from hpctriton.render.bundle import make_run_id, render_bundle, resolve_target
+from hpctriton.results.model import Results
+from hpctriton.runs import watch
+from hpctriton.runs.collect import CollectReport, collect
+from hpctriton.runs.record import JobRef, RunRecord, find_run, now_iso, runs_root, save_config
+from hpctriton.runs.states import JobState
+from hpctriton.schedulers.registry import Backend, get_backend
+from hpctriton.transport import Transport, open_transport
 
 log = logging.getLogger("hpctriton")
 
@@ -106,7 +112,7 @@ class Run:
         waiter = watch.Waiter(self.transport, self.backend, self.record, **waiter_options)
         if not progress:
             return waiter.wait(timeout_s)
-        from .progress import progress_bar
+        from hpctriton.runs.progress import progress_bar
 
         with progress_bar(self.run_id, self.n_tasks) as update:
             waiter.on_change = update

@@ -20,10 +20,9 @@ from typing import Any, TypeVar
 import click
 
 import hpctriton_probe
-
-from . import backends
-from .config import DEFAULT_CONFIG, Config, json_schema, load_config
-from .errors import ConfigError, HpctritonError
+from hpctriton.config.models import DEFAULT_CONFIG, Config, json_schema, load_config
+from hpctriton.errors import ConfigError, HpctritonError
+from hpctriton.schedulers import registry as backends
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +71,7 @@ def handle_errors(f: F) -> F:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from hpctriton_probe.clients import ProbeDependencyError
+        from hpctriton_probe.net.clients import ProbeDependencyError
         from hpctriton_probe.spec import SpecError
 
         try:
@@ -115,7 +114,7 @@ def cli(verbose: int) -> None:
 @handle_errors
 def init(file: str, force: bool, as_json: bool) -> None:
     """Write a commented starter config to FILE (default ./hpctriton.yaml; - for stdout)."""
-    text = resources.files("hpctriton.templates").joinpath("starter.yaml").read_text("utf-8")
+    text = resources.files("hpctriton.config").joinpath("starter.yaml").read_text("utf-8")
     if file == "-":
         click.echo(text, nl=False)
         return
@@ -150,7 +149,7 @@ def render(config_path: str, cluster: str | None, backend: str | None,
            overrides: tuple[str, ...], out_dir: str, force: bool, run_id: str | None,
            as_json: bool) -> None:
     """Render a job bundle you can submit by hand (sbatch job.sh / bash submit.sh)."""
-    from .bundle import render_bundle
+    from hpctriton.render.bundle import render_bundle
 
     config = load(config_path, overrides)
     bundle = render_bundle(config, out_dir, cluster=cluster, backend=backend, run_id=run_id,
@@ -194,13 +193,12 @@ def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | N
 
     Exit 0 when every check passed (skips allowed), 1 when one failed or errored.
     """
+    from hpctriton.report.terminal import summary_line
+    from hpctriton.runs.record import atomic_write
+    from hpctriton.tools.check import check as run_check
+    from hpctriton.tools.check import config_for_check
     from hpctriton_probe.cli import format_line
     from hpctriton_probe.junit import results_to_junit
-
-    from .check import check as run_check
-    from .check import config_for_check
-    from .report.terminal import summary_line
-    from .runs import atomic_write
 
     checks = [c.strip() for c in (checks_csv or "").split(",") if c.strip()]
     config = config_for_check(config_path, overrides=overrides, http_url=http_url,
@@ -242,10 +240,10 @@ def demo(config_path: str | None, runs_dir: str, http_port: int | None,
     The whole main job on this machine: render -> submit (local backend) -> the probe
     checks a real Triton -> collect -> report. The server stops when the demo ends.
     """
-    from .api import Run
-    from .api import submit as api_submit
-    from .demo import demo_config, demo_server
-    from .report.terminal import print_results
+    from hpctriton.api import Run
+    from hpctriton.api import submit as api_submit
+    from hpctriton.report.terminal import print_results
+    from hpctriton.tools.demo import demo_config, demo_server
 
     def say(text: str) -> None:
         if not as_json:
@@ -292,7 +290,7 @@ def image() -> None:
 @handle_errors
 def image_def(out_path: str | None, force: bool) -> None:
     """Print (or write) the Singularity definition file of the tritonclient image."""
-    from .image import definition_text
+    from hpctriton.tools.image import definition_text
 
     text = definition_text()
     if out_path is None:
@@ -322,7 +320,7 @@ def image_build(config_path: str, cluster: str | None, runtime: str | None, fake
                 output: str | None, force: bool, dry_run: bool, overrides: tuple[str, ...],
                 as_json: bool) -> None:
     """Build the image with singularity/apptainer build and print the config line to use it."""
-    from .image import build_image
+    from hpctriton.tools.image import build_image
 
     config = load(config_path, overrides)
     def show(plan: Any) -> None:
@@ -362,7 +360,7 @@ def runs_dir_option(f: F) -> F:
 def cli_runs_root(runs_dir: str | None, config_path: str | None) -> Path:
     """Where run records are: --runs-dir, else the config's runs_dir (read on its own,
     so a config that needs --set to be complete still works), else the default."""
-    from .runs import runs_dir_of, runs_root
+    from hpctriton.runs.record import runs_dir_of, runs_root
 
     if runs_dir is None:
         path = Path(config_path or DEFAULT_CONFIG)
@@ -372,8 +370,8 @@ def cli_runs_root(runs_dir: str | None, config_path: str | None) -> Path:
 
 
 def open_cli_run(run_ref: str | None, runs_dir: str | None, config_path: str | None) -> Any:
-    from .api import Run
-    from .runs import find_run
+    from hpctriton.api import Run
+    from hpctriton.runs.record import find_run
 
     return Run(find_run(cli_runs_root(runs_dir, config_path), run_ref))
 
@@ -423,8 +421,8 @@ def submit(config_path: str, cluster: str | None, backend: str | None,
            overrides: tuple[str, ...], wait_: bool, timeout_s: float | None, dry_run: bool,
            runs_dir: str | None, as_json: bool) -> None:
     """Render, stage over SSH, submit and record a run (see `hpctriton runs`)."""
-    from .api import SubmitPlan
-    from .api import submit as api_submit
+    from hpctriton.api import SubmitPlan
+    from hpctriton.api import submit as api_submit
 
     config = load(config_path, overrides)
     result = api_submit(config, cluster, backend=backend, dry_run=dry_run, runs_dir=runs_dir)
@@ -460,7 +458,7 @@ def submit(config_path: str, cluster: str | None, backend: str | None,
         else:
             print_status(run, status)
             click.echo(f"collected {len(report.fetched)} task(s) into {report.target}")
-            from .report.terminal import print_results
+            from hpctriton.report.terminal import print_results
 
             print_results(results)
         sys.exit(max(outcome_code(status), 0 if results.ok else 1))
@@ -583,8 +581,8 @@ def collect(run_ref: str | None, runs_dir: str | None, config_path: str | None,
 def report(run_ref: str | None, runs_dir: str | None, config_path: str | None,
            html_path: str | None, junit_path: str | None, as_json: bool) -> None:
     """Show a collected run's results (RUN: newest); exit 1 unless every check passed."""
-    from .report import write_html_report, write_junit
-    from .report.terminal import print_results
+    from hpctriton.report import write_html_report, write_junit
+    from hpctriton.report.terminal import print_results
 
     with open_cli_run(run_ref, runs_dir, config_path) as run:
         results = run.results()
@@ -615,8 +613,8 @@ def report(run_ref: str | None, runs_dir: str | None, config_path: str | None,
 def compare(run_refs: tuple[str, ...], runs_dir: str | None, config_path: str | None,
             html_path: str | None, as_json: bool) -> None:
     """Compare runs side by side: the first is the baseline, differences are B - A."""
-    from .errors import UsageError
-    from .report import compare_runs
+    from hpctriton.errors import UsageError
+    from hpctriton.report import compare_runs
 
     if len(run_refs) < 2:
         raise UsageError("compare needs at least two runs")
@@ -639,7 +637,7 @@ def compare(run_refs: tuple[str, ...], runs_dir: str | None, config_path: str | 
 @handle_errors
 def runs(runs_dir: str | None, config_path: str | None, limit: int, as_json: bool) -> None:
     """List recorded runs, newest first."""
-    from .runs import list_runs
+    from hpctriton.runs.record import list_runs
 
     root = cli_runs_root(runs_dir, config_path)
     records = list_runs(root)[:limit]
@@ -667,7 +665,7 @@ def runs(runs_dir: str | None, config_path: str | None, limit: int, as_json: boo
 def doctor(config_path: str, cluster: str | None, overrides: tuple[str, ...],
            as_json: bool) -> None:
     """Check the cluster side: SSH and host key, scheduler, workdir, image, server."""
-    from .doctor import run_doctor
+    from hpctriton.tools.doctor import run_doctor
 
     checks = run_doctor(load(config_path, overrides), cluster)
     failed = [c for c in checks if not c.ok and not c.optional]

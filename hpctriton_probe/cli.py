@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any, Callable, Optional, Tuple
 
-from . import __version__
+from hpctriton_probe import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 70
 
@@ -68,8 +68,8 @@ def _setup_log(path: str) -> logging.Handler:
 
 
 def _write_junit(task_dir: str, results: dict) -> None:
-    from .junit import results_to_junit
-    from .results import atomic_write
+    from hpctriton_probe.junit import results_to_junit
+    from hpctriton_probe.results import atomic_write
 
     atomic_write(os.path.join(task_dir, "junit.xml"), results_to_junit(results))
 
@@ -85,8 +85,8 @@ def main(argv: Optional[list] = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, a usage error is 2
         return int(exc.code or 0)
-    from .results import EXIT_INTERRUPTED, exit_code, write_stdout_line
-    from .spec import SpecError, load_spec
+    from hpctriton_probe.results import EXIT_INTERRUPTED, exit_code, write_stdout_line
+    from hpctriton_probe.spec import SpecError, load_spec
 
     task_index = args.task if args.task is not None else _default_task()
     task_dir = os.path.join(args.out, str(task_index))
@@ -125,7 +125,7 @@ def main(argv: Optional[list] = None) -> int:
     on_result = None if args.quiet else (lambda e: write_stdout_line(format_line(e)))
 
     def body() -> dict:
-        from .runner import run_task
+        from hpctriton_probe.runner import run_task
 
         log.info("hpctriton probe %s on Python %s (%s); spec %s, task %d, run %s",
                  __version__, sys.version.split()[0], sys.executable,
@@ -165,7 +165,7 @@ def _load_rank_main(args: argparse.Namespace, spec: object, task: object, task_d
         sys.stderr.write(f"probe: cannot create {load_dir}: {exc}\n")
         return EXIT_USAGE
     def body() -> int:
-        from .runner import run_load_rank
+        from hpctriton_probe.runner import run_load_rank
 
         log.info("hpctriton probe %s, load rank %d of %d on Python %s", __version__, rank,
                  ranks, sys.version.split()[0])
@@ -182,8 +182,8 @@ def _load_rank_main(args: argparse.Namespace, spec: object, task: object, task_d
 def _guarded(label: str, log_path: str, body: Callable[[], Any]) -> Tuple[Any, Optional[int]]:
     """Run ``body`` with its log file open: ``(result, None)``, or ``(None, exit code)``
     with a one-line message (the traceback goes to the log) when it fails."""
-    from .clients import ProbeDependencyError
-    from .spec import SpecError
+    from hpctriton_probe.net.clients import ProbeDependencyError
+    from hpctriton_probe.spec import SpecError
 
     handler = _setup_log(log_path)
     try:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Optional
 
-from . import __version__
+from hpctriton_probe import __version__
 
 RESULTS_SCHEMA_VERSION = 1
 STATUSES = ("pass", "fail", "error", "skip")

@@ -25,13 +25,13 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-from . import checks as checks_pkg
-from .calls import Caller
-from .checks import CheckContext
-from .checks import statistics as statistics_check
-from .clients import Clients, expand_headers, require_tritonclient
-from .results import Interrupted, ResultsWriter, SigtermGuard, new_results, utc_now
-from .spec import CheckSpec, TaskSpec
+from hpctriton_probe import checks as checks_pkg
+from hpctriton_probe.checks import CheckContext
+from hpctriton_probe.checks import statistics as statistics_check
+from hpctriton_probe.net.calls import Caller
+from hpctriton_probe.net.clients import Clients, expand_headers, require_tritonclient
+from hpctriton_probe.results import Interrupted, ResultsWriter, SigtermGuard, new_results, utc_now
+from hpctriton_probe.spec import CheckSpec, TaskSpec
 
 log = logging.getLogger("hpctriton_probe")
 
@@ -140,7 +140,7 @@ def run_task(
             except Exception:  # noqa: BLE001 - the "after" entries will say what is wrong
                 log.error("statistics snapshot failed:\n%s", traceback.format_exc())
         for spec in others:
-            run_check(spec, checks_pkg.load(spec.name).run)
+            run_check(spec, checks_pkg.module(spec.name).run)
         for spec in stats:
             run_check(spec, statistics_check.run)
         current["check"] = None
@@ -193,7 +193,7 @@ def _load_shared(task: TaskSpec, out_dir: Optional[str], run_id: str, rank: int,
     """What the load check needs from the runner, in the checks' shared dict."""
     if not any(c.name == "load" for c in task.checks):
         return {}
-    load_check = checks_pkg.load("load")  # the module (``checks.load`` is the registry)
+    load_check = checks_pkg.module("load")
     return {load_check.RANKS_KEY: {"rank": rank, "launched": max(1, launched),
                                    "start_at": start_at},
             load_check.OUT_DIR_KEY: out_dir, "load.run_id": run_id}
@@ -227,7 +227,7 @@ def run_load_rank(
     if handle_sigterm:
         guard.install()
     try:
-        load_check = checks_pkg.load("load")
+        load_check = checks_pkg.module("load")
         for spec in mine:
             ctx = CheckContext(spec.name, spec.options, task, clients, caller,
                                base_dir=base_dir, shared=shared)

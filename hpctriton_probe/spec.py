@@ -3,7 +3,7 @@
 These dataclasses are the single definition of the server, probe settings and check
 options. The probe validates ``spec.json`` against them with the small stdlib
 validator below (it may import nothing but the standard library, tritonclient and
-numpy); ``hpctriton.config`` uses the very same classes as pydantic field types, so
+numpy); ``hpctriton.config.models`` uses the very same classes as pydantic field types, so
 the YAML file, the JSON Schema and the probe can never disagree about an option.
 
 Python 3.8 compatible: annotations use ``typing`` generics, evaluated by

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpctriton.demo import DEMO_CONFIG
+from hpctriton.tools.demo import DEMO_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,7 @@ from e2e import make_config
 
 from hpctriton.api import Run, submit
 from hpctriton.errors import CollectError, RemoteError
-from hpctriton.states import JobState
+from hpctriton.runs.states import JobState
 
 pytestmark = pytest.mark.service
 
@@ -170,7 +170,7 @@ def test_resubmit_records_the_new_job(tmp_path, sshd, triton, dicos_state) -> No
 
 
 def test_doctor_pings_dicos(tmp_path, sshd, triton, dicos_state) -> None:
-    from hpctriton.doctor import run_doctor
+    from hpctriton.tools.doctor import run_doctor
 
     config = dicos_config(tmp_path, triton, sshd, dicos_state)
     checks = {c.name: c for c in run_doctor(config, "test")}

@@ -14,10 +14,10 @@ import pytest
 from e2e import cluster_block
 from fixtures_services import STANDIN_DIR, StandIns
 
-from hpctriton.compat import IMAGE
-from hpctriton.config import ClusterConfig, Config, config_from_data
+from hpctriton.config.models import ClusterConfig, Config, config_from_data
 from hpctriton.errors import CommandError, UsageError
-from hpctriton.image import (
+from hpctriton.tools.compat import IMAGE
+from hpctriton.tools.image import (
     DEFAULT_IMAGE,
     UPLOADED_DEF,
     ImageToolMissing,
@@ -45,7 +45,7 @@ def _config(tmp_path: Path, cluster: dict[str, Any], runtime: str = "singularity
 
 
 def test_definition_text_is_the_file_in_singularity() -> None:
-    assert definition_text() == (REPO / "singularity" / "tritonclient.def").read_text()
+    assert definition_text() == (REPO / "hpctriton" / "tools" / "tritonclient.def").read_text()
 
 
 def test_build_argv_has_fakeroot_only_when_asked() -> None:

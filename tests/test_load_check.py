@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fixtures_triton import probe_task, server_success
 
-from hpctriton.loadmerge import merge_task_dir
+from hpctriton.runs.merge import merge_task_dir
 from hpctriton.testing import TritonServer
 from hpctriton_probe.runner import run_task
 

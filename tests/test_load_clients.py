@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hpctriton_probe.loadgen import HttpEngine, ModelRecorder, schedule_times
+from hpctriton_probe.load.generator import HttpEngine, ModelRecorder, schedule_times
 
 REQUEST = b"POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
 

@@ -11,7 +11,7 @@ from e2e import make_config
 from fixtures_triton import server_success
 
 from hpctriton.api import Run, submit
-from hpctriton.collect import verify_task_dir
+from hpctriton.runs.collect import verify_task_dir
 
 pytestmark = pytest.mark.service
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from hpctriton_probe.hist import (
+from hpctriton_probe.load.hist import (
     RELATIVE_ERROR,
     Histogram,
     bucket_bounds,

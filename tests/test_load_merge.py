@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpctriton.loadmerge import MERGED_CSV, MERGED_JSON, load_tasks, merge_docs, merge_task_dir
-from hpctriton_probe import loadstats
-from hpctriton_probe.hist import RELATIVE_ERROR
-from hpctriton_probe.loadgen import ModelRecorder
+from hpctriton.runs.merge import MERGED_CSV, MERGED_JSON, load_tasks, merge_docs, merge_task_dir
+from hpctriton_probe.load import stats as loadstats
+from hpctriton_probe.load.generator import ModelRecorder
+from hpctriton_probe.load.hist import RELATIVE_ERROR
 from hpctriton_probe.spec import DEFAULT_CHECKS, LoadOptions, SpecError, from_dict
 
 WINDOW_S = 1.0
@@ -148,7 +148,7 @@ def test_load_options_are_checked(options: dict, message: str) -> None:
 
 
 def _config(tmp_path: Path, load: dict, slurm: dict | None = None) -> object:
-    from hpctriton.config import config_from_data
+    from hpctriton.config.models import config_from_data
 
     image = tmp_path / "img.sif"
     image.write_bytes(b"x")
@@ -161,7 +161,7 @@ def _config(tmp_path: Path, load: dict, slurm: dict | None = None) -> object:
 
 
 def test_load_from_three_tasks_renders_ntasks_and_srun(tmp_path: Path) -> None:
-    from hpctriton.bundle import render_bundle
+    from hpctriton.render.bundle import render_bundle
 
     config = _config(tmp_path, {"concurrency": [1, 2], "tasks": 3})
     assert load_tasks(config) == 3  # type: ignore[arg-type]
@@ -176,8 +176,8 @@ def test_load_from_three_tasks_renders_ntasks_and_srun(tmp_path: Path) -> None:
 
 
 def test_ntasks_below_the_load_tasks_is_refused(tmp_path: Path) -> None:
-    from hpctriton.bundle import render_bundle
     from hpctriton.errors import ConfigError
+    from hpctriton.render.bundle import render_bundle
 
     config = _config(tmp_path, {"tasks": 4}, slurm={"ntasks": 2})
     with pytest.raises(ConfigError, match="tasks: 4"):

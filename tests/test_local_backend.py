@@ -6,7 +6,7 @@ import pytest
 from e2e import make_config
 
 from hpctriton.api import Run, open_run, submit
-from hpctriton.states import JobState
+from hpctriton.runs.states import JobState
 
 pytestmark = pytest.mark.service
 

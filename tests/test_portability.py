@@ -1,6 +1,6 @@
 """probe.pyz in the Pythons and tritonclients that sites' images carry.
 
-One virtual environment per entry of ``hpctriton.compat.MATRIX`` (built by
+One virtual environment per entry of ``hpctriton.tools.compat.MATRIX`` (built by
 ``scripts/portability-venvs`` under ``.venv-compat/``, or ``$HPCTRITON_COMPAT_VENVS``):
 a rendered bundle's ``probe.pyz`` runs the default checks in each, with that venv's
 Python, against the real test Triton (server 2.51). A missing venv is
@@ -21,10 +21,10 @@ import pytest
 from fixtures_triton import RESTRICTED_KEY, RESTRICTED_VALUE, HTTPSProxy, TLSFiles
 from service_policy import unavailable
 
-from hpctriton.bundle import render_bundle
-from hpctriton.compat import MATRIX, NEWEST, PROBE_MIN_PYTHON, CompatTarget
-from hpctriton.config import config_from_data
+from hpctriton.config.models import config_from_data
+from hpctriton.render.bundle import render_bundle
 from hpctriton.testing import TritonServer
+from hpctriton.tools.compat import MATRIX, NEWEST, PROBE_MIN_PYTHON, CompatTarget
 from hpctriton_probe.spec import DEFAULT_CHECKS
 
 pytestmark = pytest.mark.service
@@ -238,7 +238,7 @@ def _old_python(version: str) -> str:
 @pytest.mark.parametrize("version", ["2.7", "3.6", "3.7"])
 def test_the_zip_tells_an_old_python_in_one_line_and_exits_2(
         version: str, tmp_path: Path) -> None:
-    from hpctriton.zipapp import probe_zipapp
+    from hpctriton.render.zipapp import probe_zipapp
 
     python = _old_python(version)
     pyz = tmp_path / "probe.pyz"

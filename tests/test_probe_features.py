@@ -17,8 +17,8 @@ import pytest
 from fixtures_triton import probe_task
 
 from hpctriton.testing import TritonServer
-from hpctriton_probe import features
-from hpctriton_probe.calls import classify
+from hpctriton_probe.net import features
+from hpctriton_probe.net.calls import classify
 from hpctriton_probe.runner import run_task
 
 

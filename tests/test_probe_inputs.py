@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 
-from hpctriton_probe import inputs as inp
+from hpctriton_probe.load import inputs as inp
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpctriton_probe import prom
+from hpctriton_probe.net import prom
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
 

@@ -17,9 +17,9 @@ import pytest
 
 import hpctriton_probe
 from hpctriton_probe import cli, results
-from hpctriton_probe.calls import Caller, CallFailure, classify
-from hpctriton_probe.clients import Clients, expand_headers
 from hpctriton_probe.junit import results_to_junit
+from hpctriton_probe.net.calls import Caller, CallFailure, classify
+from hpctriton_probe.net.clients import Clients, expand_headers
 from hpctriton_probe.spec import ServerSpec, SpecError
 
 PROBE_DIR = os.path.dirname(hpctriton_probe.__file__)
@@ -278,9 +278,9 @@ def test_probe_sources_parse_as_python_3_8() -> None:
 
 def test_importing_the_probe_imports_nothing_but_the_standard_library() -> None:
     code = ("import sys, hpctriton_probe.cli, hpctriton_probe.runner, hpctriton_probe.junit, "
-            "hpctriton_probe.inputs, hpctriton_probe.prom, hpctriton_probe.checks\n"
+            "hpctriton_probe.load.inputs, hpctriton_probe.net.prom, hpctriton_probe.checks\n"
             "from hpctriton_probe import checks\n"
-            "[checks.load(n) for n in checks.CHECK_MODULES]\n"
+            "[checks.module(n) for n in checks.CHECK_MODULES]\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('numpy', 'tritonclient', 'grpc', 'gevent', 'geventhttpclient', 'hpctriton'))\n"
             "print(bad)")

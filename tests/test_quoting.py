@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpctriton import quoting
 from hpctriton.errors import RenderError
+from hpctriton.shell import quoting
 
 HOSTILE = [
     "plain", "a b", "it's", '"double"', "$(touch CANARY)", "`touch CANARY`", "; touch CANARY;",

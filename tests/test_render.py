@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hpctriton.backends.dicos import dicos_name
-from hpctriton.bundle import render_bundle
-from hpctriton.config import config_from_data, load_config
+from hpctriton.config.models import config_from_data, load_config
 from hpctriton.errors import ConfigError, RenderError
+from hpctriton.render.bundle import render_bundle
+from hpctriton.schedulers.dicos.scheduler import dicos_name
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -19,10 +19,10 @@ from rich.console import Console
 
 from hpctriton.report import compare_runs, junit_xml, write_html_report, write_junit
 from hpctriton.report import html as html_mod
-from hpctriton.report.load import load_points, point_from_dict
-from hpctriton.report.measures import task_scopes
 from hpctriton.report.terminal import print_results
-from hpctriton.results import (
+from hpctriton.results.load import load_points, point_from_dict
+from hpctriton.results.measures import task_scopes
+from hpctriton.results.model import (
     DATAFRAME_COLUMNS,
     LOAD_DATAFRAME_COLUMNS,
     CheckResult,
@@ -252,9 +252,9 @@ def test_plot_draws_load_curves_per_model_and_falls_back_to_the_timeline() -> No
 
 
 def test_reports_import_neither_matplotlib_nor_pandas_until_drawing() -> None:
-    code = ("import sys, hpctriton.results, hpctriton.report, hpctriton.report.html, "
+    code = ("import sys, hpctriton.results.model, hpctriton.report, hpctriton.report.html, "
             "hpctriton.report.compare, hpctriton.report.plots\n"
-            "from hpctriton.results import Results\n"
+            "from hpctriton.results.model import Results\n"
             f"r = Results.from_run_dir({str(RUN_A)!r}); r._repr_html_(); r.load_points()\n"
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
             "assert 'pandas' not in sys.modules, 'pandas imported'\n"

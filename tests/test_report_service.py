@@ -13,7 +13,7 @@ from e2e import make_config
 
 from hpctriton.api import Run, open_run, submit
 from hpctriton.report import compare_runs, write_html_report, write_junit
-from hpctriton.results import DATAFRAME_COLUMNS
+from hpctriton.results.model import DATAFRAME_COLUMNS
 
 pytestmark = pytest.mark.service
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from hpctriton.api import Run
-from hpctriton.backends.base import Backend
-from hpctriton.backends.slurm import SlurmBackend
-from hpctriton.config import config_from_data
+from hpctriton.config.models import config_from_data
 from hpctriton.errors import ConfigError, UsageError
-from hpctriton.runs import JobRef, RunRecord, find_run, list_runs, runs_dir_of, save_config
-from hpctriton.states import JobState, SchedulerInfo
+from hpctriton.runs.record import JobRef, RunRecord, find_run, list_runs, runs_dir_of, save_config
+from hpctriton.runs.states import JobState, SchedulerInfo
+from hpctriton.runs.watch import Waiter
+from hpctriton.schedulers.base import Backend
+from hpctriton.schedulers.slurm.scheduler import SlurmBackend
 from hpctriton.transport import LocalTransport, Transport
-from hpctriton.watch import Waiter
 
 CONFIG = {"server": {"host": "h", "http_port": 1}, "models": ["m"],
           "container": {"runtime": "none"},
@@ -78,7 +78,7 @@ class SilentScheduler(Backend):
     """Knows no job at all (they were purged, or never existed)."""
 
     name = "silent"
-    template = "local.sh.j2"
+    template = "hpctriton.schedulers.local:job.sh.j2"
 
     def submit(self, transport: Transport, record: RunRecord,
                tasks: Sequence[int]) -> list[JobRef]:

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from hpctriton.backends import dicos_cli
-from hpctriton.backends.slurm import (
+from hpctriton.errors import RemoteError
+from hpctriton.runs.record import JobRef, RunRecord
+from hpctriton.runs.states import JobState, SchedulerInfo, combine
+from hpctriton.schedulers.dicos import parse as dicos_cli
+from hpctriton.schedulers.slurm.scheduler import (
     chunk_spec,
     chunks,
     max_array_size,
@@ -16,9 +19,6 @@ from hpctriton.backends.slurm import (
     parse_squeue,
     slurm_state,
 )
-from hpctriton.errors import RemoteError
-from hpctriton.runs import JobRef, RunRecord
-from hpctriton.states import JobState, SchedulerInfo, combine
 
 
 def record(*jobs: JobRef, n: int = 20) -> RunRecord:
@@ -143,7 +143,7 @@ def test_after_a_resubmit_only_the_new_job_speaks_for_the_task() -> None:
 
 
 def test_multi_cluster_answers_add_the_cluster_option() -> None:
-    from hpctriton.backends.slurm import cluster_option
+    from hpctriton.schedulers.slurm.scheduler import cluster_option
 
     assert cluster_option([JobRef("1", [0], 0, {"cluster": ""})]) == ""
     assert cluster_option([JobRef("1", [0], 0, {"cluster": "gpu"})]) == " -M gpu"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from spython.main.parse.parsers import SingularityParser
 
-from hpctriton.compat import IMAGE, MATRIX, PROBE_MIN_PYTHON
+from hpctriton.tools.compat import IMAGE, MATRIX, PROBE_MIN_PYTHON
 
-DEF_FILE = Path(__file__).resolve().parent.parent / "singularity" / "tritonclient.def"
+DEF_FILE = Path(__file__).resolve().parent.parent / "hpctriton" / "tools" / "tritonclient.def"
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 from e2e import make_config
 
 from hpctriton.api import Run, open_run, submit
-from hpctriton.collect import verify_task_dir
 from hpctriton.errors import CollectError, HostKeyError, TransportError
-from hpctriton.states import JobState
+from hpctriton.runs.collect import verify_task_dir
+from hpctriton.runs.states import JobState
 
 pytestmark = pytest.mark.service
 
@@ -155,7 +155,7 @@ def test_collect_rejects_corruption_resumes_and_is_idempotent(tmp_path, sshd, sl
         shutil.rmtree(run.path / "results")
 
         # an interrupted collect: the stream breaks after the first task's files
-        import hpctriton.collect as collect_module
+        import hpctriton.runs.collect as collect_module
 
         real_accept = collect_module._accept
         accepted: list[int] = []
@@ -241,7 +241,7 @@ def test_bad_key_is_refused_with_a_clear_message(tmp_path, sshd, triton) -> None
 
 def test_plain_sbatch_of_a_rendered_bundle(tmp_path, slurm, triton) -> None:
     """The promise of the render command: `cd bundle && sbatch job.sh` just works."""
-    from hpctriton.bundle import render_bundle
+    from hpctriton.render.bundle import render_bundle
 
     config = make_config(tmp_path, triton, None, checks=["health", "infer"])
     bundle = render_bundle(config, tmp_path / "bundle", cluster="test")
@@ -259,7 +259,7 @@ def test_plain_sbatch_of_a_rendered_bundle(tmp_path, slurm, triton) -> None:
 
 
 def test_doctor_checks_the_cluster(tmp_path, sshd, slurm, triton) -> None:
-    from hpctriton.doctor import run_doctor
+    from hpctriton.tools.doctor import run_doctor
 
     config = make_config(tmp_path, triton, sshd, cluster={"slurm": {"partition": "debug"}})
     checks = {c.name: c for c in run_doctor(config, "test")}

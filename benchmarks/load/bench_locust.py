@@ -154,8 +154,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
 
+    from hpctriton.render.zipapp import probe_zipapp
     from hpctriton.testing import start_triton
-    from hpctriton.zipapp import probe_zipapp
 
     locust = ensure_locust(args.locust_venv)
     with tempfile.TemporaryDirectory(prefix="hpct-bench-load-") as tmp, \

@@ -14,10 +14,10 @@ terminal table is made.
 
 from __future__ import annotations
 
-from .compare import Comparison, MetricRow, StatusRow, compare_runs
-from .html import html_report, write_html_report
-from .junit import junit_xml, write_junit
-from .load import LoadPoint, load_points
+from hpctriton.report.compare import Comparison, MetricRow, StatusRow, compare_runs
+from hpctriton.report.html import html_report, write_html_report
+from hpctriton.report.junit import junit_xml, write_junit
+from hpctriton.results.load import LoadPoint, load_points
 
 __all__ = [
     "Comparison",

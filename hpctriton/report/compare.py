@@ -11,7 +11,7 @@ priority scheduling; here that is three runs of the same config against three se
 
 The first run is the baseline: every difference is *run minus baseline* (so a
 positive p99 difference means the run is slower). Numbers are matched across runs by
-what they are about (:attr:`~hpctriton.report.measures.Measure.key`): the sweep point,
+what they are about (:attr:`~hpctriton.results.measures.Measure.key`): the sweep point,
 model, protocol, load level and metric; a number one run lacks shows as missing.
 """
 
@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..results import Results
-from .htmlkit import (
+from hpctriton.report.htmlkit import (
     ReportInput,
     RunSource,
     badge,
@@ -36,7 +35,8 @@ from .htmlkit import (
     verdict,
     write_text,
 )
-from .measures import COUNT_METRICS, Measure, measures, task_scopes
+from hpctriton.results.measures import COUNT_METRICS, Measure, measures, task_scopes
+from hpctriton.results.model import Results
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -317,7 +317,7 @@ class Comparison:
 
     def html(self, *, title: str | None = None) -> str:
         """The comparison page as text (see :meth:`write_html`)."""
-        from .html import matplotlib_available
+        from hpctriton.report.html import matplotlib_available
 
         title = title or "hpctriton comparison"
         figures = matplotlib_available()
@@ -372,7 +372,7 @@ class Comparison:
                 "green is better, red worse, grey within 1 %.</p></section>")
 
     def _html_figures(self) -> str:
-        from . import plots
+        from hpctriton.report import plots
 
         runs = [(s.label, s.results) for s in self.sources]
         body = ""
@@ -488,7 +488,7 @@ def compare_runs(runs: Sequence[ReportInput], labels: Sequence[str] | None = Non
                  ) -> Comparison:
     """Compare runs: the first is the baseline, every difference is *run − baseline*.
 
-    ``runs``: each :class:`~hpctriton.results.Results`, a ``Run``, or the path of a run
+    ``runs``: each :class:`~hpctriton.results.model.Results`, a ``Run``, or the path of a run
     folder, results folder or ``results.json``. ``labels``: names for the tables and
     figures (default: the run ids).
 

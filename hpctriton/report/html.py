@@ -24,8 +24,7 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results import STATUSES, CheckResult, Results, TaskResults
-from .htmlkit import (
+from hpctriton.report.htmlkit import (
     ReportInput,
     RunSource,
     badge,
@@ -41,8 +40,9 @@ from .htmlkit import (
     verdict,
     write_text,
 )
-from .load import PERCENTILES, LoadPoint
-from .measures import COUNT_METRICS, SERVER_TIMES, measures, task_scopes
+from hpctriton.results.load import PERCENTILES, LoadPoint
+from hpctriton.results.measures import COUNT_METRICS, SERVER_TIMES, measures, task_scopes
+from hpctriton.results.model import STATUSES, CheckResult, Results, TaskResults
 
 _RANK = {"pass": 0, "skip": 1, "fail": 2, "error": 3}
 #: Sweeps with more tasks with load results than this get no per-task load figure
@@ -219,7 +219,7 @@ def _load_section(src: RunSource, figures: bool) -> str:
     many = len({p.task for p in points}) > 1
     body = ""
     if figures:
-        from .plots import load_figure
+        from hpctriton.report.plots import load_figure
 
         labels = task_scopes(src.results.tasks)
         body += figure_img(load_figure(points, labels), "latency percentiles and throughput "
@@ -271,7 +271,7 @@ def _models_section(src: RunSource, figures: bool) -> str:
         return ""
     body = ""
     if figures:
-        from .plots import models_figure
+        from hpctriton.report.plots import models_figure
 
         body += figure_img(models_figure([("", src.results)]),
                            "infer latency and server-side time per request, per model")
@@ -289,7 +289,7 @@ def _models_section(src: RunSource, figures: bool) -> str:
 def _timeline_section(src: RunSource, figures: bool) -> str:
     if not figures or not src.results.tasks:
         return ""
-    from .plots import timeline_figure
+    from hpctriton.report.plots import timeline_figure
 
     img = figure_img(timeline_figure([("", src.results)]), "timeline of the checks")
     return ('<section class="card" id="timeline"><h2>Timeline</h2>'
@@ -318,7 +318,7 @@ def _task_seconds(t: TaskResults) -> float | None:
     value = t.run_info.get("duration_s")
     if isinstance(value, (int, float)):
         return float(value)
-    from .plots import task_span
+    from hpctriton.report.plots import task_span
 
     start, end = task_span(t)
     return (end - start).total_seconds() if start and end else None
@@ -365,7 +365,7 @@ def _task_block(t: TaskResults, figures: bool) -> str:
     body = f'<dl class="meta">{meta}</dl>'
     points = Results([t]).load_points()
     if points and figures:
-        from .plots import load_figure
+        from hpctriton.report.plots import load_figure
 
         body += figure_img(load_figure(points), f"load results of task {t.task}")
     if points:
@@ -437,7 +437,7 @@ def write_html_report(source: ReportInput, path: str | Path, *,
                       title: str | None = None) -> Path:
     """Write one self-contained HTML report of a run (atomically) and return its path.
 
-    ``source``: :class:`~hpctriton.results.Results`, a ``Run``, or the path of a run
+    ``source``: :class:`~hpctriton.results.model.Results`, a ``Run``, or the path of a run
     folder, a results folder or a ``results.json``. A run (or its folder) adds run.json's
     facts: backend, jobs, every task's sweep point, tasks that left no results.
 

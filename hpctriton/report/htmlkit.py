@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RunNotFound
-from ..results import STATUSES, CheckResult, Results
+from hpctriton.errors import RunNotFound
+from hpctriton.results.model import STATUSES, CheckResult, Results
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -196,7 +196,7 @@ RENDER_DPI = 150
 
 def figure_img(fig: Figure, alt: str) -> str:
     """An ``<img>`` with the figure as an embedded PNG (``data:`` URI)."""
-    from .plots import png_bytes
+    from hpctriton.report.plots import png_bytes
 
     data = base64.b64encode(png_bytes(fig, RENDER_DPI)).decode("ascii")
     width = round(fig.get_figwidth() * SHOW_PPI)

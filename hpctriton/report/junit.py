@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hpctriton.report.htmlkit import ReportInput, resolve_source, write_text
 from hpctriton_probe.junit import results_to_junit
-
-from .htmlkit import ReportInput, resolve_source, write_text
 
 
 def _stand_in(run_id: str, task: int, message: str) -> dict[str, Any]:

@@ -6,8 +6,8 @@ Figures are ``matplotlib.figure.Figure`` objects with an Agg canvas of their own
 never touch pyplot or the process's backend, so they neither open windows nor disturb
 a notebook's inline backend (where a returned figure displays itself).
 
-Every function takes already-extracted data (:class:`~hpctriton.report.load.LoadPoint`
-lists, :class:`~hpctriton.results.Results`) and returns a new figure.
+Every function takes already-extracted data (:class:`~hpctriton.results.load.LoadPoint`
+lists, :class:`~hpctriton.results.model.Results`) and returns a new figure.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..results import CheckResult, Results, TaskResults
-from .load import MODE_LABELS, LoadPoint, group_series, series_title
-from .measures import SERVER_TIMES, Measure, measures, task_scopes
+from hpctriton.results.load import MODE_LABELS, LoadPoint, group_series, series_title
+from hpctriton.results.measures import SERVER_TIMES, Measure, measures, task_scopes
+from hpctriton.results.model import CheckResult, Results, TaskResults
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..results import Results
-from .load import PERCENTILES, LoadPoint
+from hpctriton.results.load import PERCENTILES, LoadPoint
+from hpctriton.results.model import Results
 
 STATUS_STYLE = {"pass": "green", "fail": "red", "error": "red bold", "skip": "yellow"}
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import CommandResult, Transport
-from .local import LocalTransport
+from hpctriton.transport.base import CommandResult, Transport
+from hpctriton.transport.local import LocalTransport
 
 if TYPE_CHECKING:
-    from ..config import ClusterConfig
+    from hpctriton.config.models import ClusterConfig
 
 
 def open_transport(cluster: ClusterConfig) -> Transport:
@@ -18,7 +18,7 @@ def open_transport(cluster: ClusterConfig) -> Transport:
     """
     if cluster.host is None:
         return LocalTransport(env=dict(cluster.remote_env))
-    from .ssh import SSHTransport, resolve_target
+    from hpctriton.transport.ssh import SSHTransport, resolve_target
 
     target = resolve_target(
         cluster.host, user=cluster.user, port=cluster.port, key=cluster.key,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from ..errors import CommandError, RemoteError
+from hpctriton.errors import CommandError, RemoteError
 
 log = logging.getLogger("hpctriton.transport")
 

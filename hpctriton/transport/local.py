@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..errors import CommandError
-from .base import ByteStream, Transport
+from hpctriton.errors import CommandError
+from hpctriton.transport.base import ByteStream, Transport
 
 
 def _drain(pipe: IO[bytes], sink: list[bytes]) -> threading.Thread:

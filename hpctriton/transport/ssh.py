@@ -24,8 +24,8 @@ from typing import Any, cast
 
 import paramiko
 
-from ..errors import CommandError, HostKeyError, TransportError
-from .base import ByteStream, Transport
+from hpctriton.errors import CommandError, HostKeyError, TransportError
+from hpctriton.transport.base import ByteStream, Transport
 
 log = logging.getLogger("hpctriton.transport.ssh")
 

@@ -16,22 +16,18 @@ import importlib
 import time
 from typing import Any, Callable, Iterator, Optional, Tuple
 
-from ..calls import Caller, CallFailure
-from ..clients import Clients
-from ..spec import TaskSpec
+from hpctriton_probe.net.calls import Caller, CallFailure
+from hpctriton_probe.net.clients import Clients
+from hpctriton_probe.spec import TaskSpec
 
 CHECK_MODULES = ("health", "metadata", "keepalive", "infer", "statistics", "metrics", "load")
 
 
-#: Checks whose module is named otherwise (a submodule ``load`` would shadow ``load()``).
-MODULE_NAMES = {"load": "loadcheck"}
-
-
-def load(name: str) -> Any:
+def module(name: str) -> Any:
     """The module of check ``name`` (imported on first use: start-up stays fast)."""
     if name not in CHECK_MODULES:
         raise KeyError(name)
-    return importlib.import_module(f"{__name__}.{MODULE_NAMES.get(name, name)}")
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 class CheckContext:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator, Optional
 
-from ..calls import CallFailure
-from . import CheckContext
+from hpctriton_probe.checks import CheckContext
+from hpctriton_probe.net.calls import CallFailure
 
 
 def _why_not_ready(ctx: CheckContext, protocol: str, model: str) -> Optional[dict]:

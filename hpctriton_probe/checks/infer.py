@@ -12,10 +12,10 @@ import os
 import time
 from typing import Any, Iterator, Optional
 
-from .. import features
-from .. import inputs as inp
-from ..calls import CallFailure
-from . import CheckContext, model_info
+from hpctriton_probe.checks import CheckContext, model_info
+from hpctriton_probe.load import inputs as inp
+from hpctriton_probe.net import features
+from hpctriton_probe.net.calls import CallFailure
 
 
 def _shape_fits(declared: list, got: list, batch: Optional[int]) -> bool:
@@ -105,7 +105,7 @@ def _infer(ctx: CheckContext, protocol: str, model: str) -> dict:
     if prep.expected:
         details["expected_source"] = expected_path or (data_path + " validation_data")
 
-    from ..clients import import_client
+    from hpctriton_probe.net.clients import import_client
 
     module = import_client(protocol)
     try:

@@ -14,10 +14,10 @@ import contextlib
 import time
 from typing import Any, Iterator
 
-from ..calls import CallFailure
-from ..clients import FeatureMissing
-from ..features import client_version
-from . import CheckContext
+from hpctriton_probe.checks import CheckContext
+from hpctriton_probe.net.calls import CallFailure
+from hpctriton_probe.net.clients import FeatureMissing
+from hpctriton_probe.net.features import client_version
 
 _BAD_STATES = ("TRANSIENT_FAILURE", "SHUTDOWN")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from ..calls import CallFailure
-from . import CheckContext, as_json, normalize_metadata, summarize_config
+from hpctriton_probe.checks import CheckContext, as_json, normalize_metadata, summarize_config
+from hpctriton_probe.net.calls import CallFailure
 
 
 def run(ctx: CheckContext) -> Iterator[dict]:

@@ -12,9 +12,9 @@ import urllib.error
 import urllib.request
 from typing import Iterator, Optional
 
-from .. import prom
-from ..calls import CallFailure
-from . import CheckContext
+from hpctriton_probe.checks import CheckContext
+from hpctriton_probe.net import prom
+from hpctriton_probe.net.calls import CallFailure
 
 #: Counters shown in the message, in this order.
 HEADLINE = ("nv_inference_request_success", "nv_inference_request_failure",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator, Optional
 
-from ..calls import CallFailure
-from . import STAT_KEYS, CheckContext, normalize_statistics
+from hpctriton_probe.checks import STAT_KEYS, CheckContext, normalize_statistics
+from hpctriton_probe.net.calls import CallFailure
 
 SNAPSHOT_KEY = "statistics.before"
 

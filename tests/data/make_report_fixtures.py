@@ -4,7 +4,7 @@ HAND-MADE FIXTURES, NOT PROBE OUTPUT. The ``health``, ``metadata``, ``keepalive`
 ``infer``, ``statistics`` and ``metrics`` entries copy the shape of a real collected run;
 the ``load`` entries follow the shape documented in ``hpctriton/report/load.py``, which
 the load check (issue 6) has not fixed yet. When it lands, change ``load_entry`` here
-and ``hpctriton.report.load.point_from_dict`` there, and run this again:
+and ``hpctriton.results.load.point_from_dict`` there, and run this again:
 
     python tests/data/make_report_fixtures.py
 

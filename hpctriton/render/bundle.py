@@ -1,0 +1,368 @@
+"""Render a job bundle: ``job.sh``, ``probe.pyz``, ``spec.json`` and the backend's extras.
+
+The bundle is written to a temporary folder beside the target and renamed into place
+at the end, so a bad input leaves nothing half-written.
+
+Example::
+
+    >>> from hpctriton import load_config, render_bundle
+    >>> bundle = render_bundle(load_config("examples/asgc-slurm.yaml"), "out/",
+    ...                        cluster="asgc-slurm")
+    >>> sorted(p.name for p in bundle.path.iterdir())
+    ['job.sh', 'probe.pyz', 'results', 'spec.json']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpctriton.config.models import ClusterConfig, Config
+from hpctriton.errors import ConfigError, RenderError
+from hpctriton.render.zipapp import probe_zipapp
+from hpctriton.runs.merge import load_tasks
+from hpctriton.schedulers.registry import RenderContext, get_backend
+from hpctriton.shell import quoting
+from hpctriton.shell import templates as templating
+from hpctriton.shell.quoting import Raw
+from hpctriton_probe.spec import SPEC_SCHEMA_VERSION, CheckSpec, TaskSpec
+
+BUNDLE_PY = '"$HPCTRITON_BUNDLE"'
+FILES_DIR = "files"
+#: A load from several tasks starts this many seconds after srun is called (time for
+#: every task to start its container, import tritonclient and build its requests);
+#: ``HPCTRITON_LOAD_LEAD_S`` in the job's environment overrides it.
+LOAD_LEAD_S = 10
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A rendered bundle on the local disk."""
+
+    path: Path
+    run_id: str
+    backend: str
+    cluster: str | None
+    n_tasks: int
+    #: Each task's sweep point (dotted key -> value), in task order.
+    points: list[dict[str, Any]]
+
+
+# ----------------------------------------------------------------------- run ids
+
+
+def _slug(text: str, limit: int = 24) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return slug[:limit].strip("-") or "run"
+
+
+def make_run_id(name: str, now: _dt.datetime | None = None) -> str:
+    """``20261121-224033-asgc-slurm-1a2b``: sortable, readable, unique enough."""
+    now = now or _dt.datetime.now()
+    return f"{now:%Y%m%d-%H%M%S}-{_slug(name)}-{secrets.token_hex(2)}"
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids name folders locally and on the cluster: a safe character set only."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise ConfigError(
+            f"run id {run_id!r} may use only letters, digits, '.', '_' and '-' "
+            "(at most 128 characters, starting with a letter or digit)", field="--run-id")
+    return run_id
+
+
+# ------------------------------------------------------------------------ files
+
+
+class _FileStager:
+    """Copies files named in check options / TLS into the bundle's ``files/``."""
+
+    def __init__(self, base_dir: Path, bundle_dir: Path) -> None:
+        self.base_dir, self.bundle_dir = base_dir, bundle_dir
+        self.copied: dict[Path, str] = {}
+
+    def stage(self, value: str, where: str) -> str:
+        path = Path(value).expanduser()
+        local = path if path.is_absolute() else self.base_dir / path
+        if local.is_file():
+            local = local.resolve()
+            if local not in self.copied:
+                digest = hashlib.sha256(str(local).encode()).hexdigest()[:8]
+                name = f"{FILES_DIR}/{digest}-{local.name}"
+                target = self.bundle_dir / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local, target)
+                self.copied[local] = name
+            return self.copied[local]
+        if path.is_absolute():
+            # a path on the cluster, used as written (~ is the remote home there)
+            return value
+        raise ConfigError(f"file not found: {local}", field=where)
+
+    def stage_fields(self, obj: Any, where: str) -> Any:
+        """A copy of dataclass ``obj`` with every file field staged."""
+        if obj is None or not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+            return obj
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            sub = f"{where}.{f.name}"
+            if f.metadata.get("file") and value is not None:
+                if isinstance(value, Mapping):
+                    changes[f.name] = {k: self.stage(v, f"{sub}.{k}") for k, v in value.items()}
+                else:
+                    changes[f.name] = self.stage(value, sub)
+            elif dataclasses.is_dataclass(value):
+                changes[f.name] = self.stage_fields(value, sub)
+        return dataclasses.replace(obj, **changes) if changes else obj
+
+
+# ------------------------------------------------------------------------- spec
+
+
+def task_specs(config: Config, stager: _FileStager | None = None) -> list[TaskSpec]:
+    """One :class:`TaskSpec` per sweep point, file paths staged when a stager is given."""
+    specs = []
+    for index, (point, cfg) in enumerate(config.points()):
+        server, checks = cfg.server, cfg.checks
+        if stager is not None:
+            server = stager.stage_fields(server, "server")
+            checks = [
+                dataclasses.replace(c, options=stager.stage_fields(c.options, f"checks.{c.name}"))
+                for c in checks
+            ]
+        specs.append(TaskSpec(
+            task=index,
+            server=server,
+            models=list(cfg.models),
+            checks=[CheckSpec(c.name, c.options) for c in checks],
+            probe=cfg.probe,
+            point=dict(point),
+        ))
+    return specs
+
+
+def spec_document(run_id: str, tasks: list[TaskSpec]) -> dict[str, Any]:
+    """The JSON content of ``spec.json``."""
+    return {
+        "schema_version": SPEC_SCHEMA_VERSION,
+        "run_id": run_id,
+        "tasks": [dataclasses.asdict(t) for t in tasks],
+    }
+
+
+# ----------------------------------------------------------------- job script
+
+
+def _interpreter(ctx_cluster: ClusterConfig, cluster_name: str | None, backend: str) -> str:
+    if ctx_cluster.python:
+        return ctx_cluster.python
+    if backend == "local" and ctx_cluster.host is None:
+        return sys.executable
+    where = f"clusters.{cluster_name}.python" if cluster_name else "clusters.<name>.python"
+    raise ConfigError(
+        "required with container.runtime none: the interpreter on the cluster, with "
+        "tritonclient installed, as an absolute path (hpctriton never relies on PATH)",
+        field=where,
+    )
+
+
+def _container_values(config: Config, cluster: ClusterConfig, cluster_name: str | None,
+                      backend: str, load_ranks: int = 1) -> dict[str, Any]:
+    """The container step: argument lists, quoted only when joined.
+
+    With ``load_ranks`` > 1 every srun task runs the container itself (tasks may land on
+    other nodes, where an instance started by the job script does not exist), so
+    ``container.instance`` is not used.
+    """
+    c = config.container
+    probe_args: list[quoting.Arg] = [
+        Raw('"$HPCTRITON_BUNDLE/probe.pyz"'),
+        "--spec", Raw('"$HPCTRITON_BUNDLE/spec.json"'),
+        "--out", Raw('"$HPCTRITON_BUNDLE/results"'),
+        "--task", Raw('"$hpctriton_task"'),
+    ]
+    where = f"clusters.{cluster_name}" if cluster_name else "clusters.<name>"
+    if c.runtime == "none":
+        python = _interpreter(cluster, cluster_name, backend)
+        return {
+            "probe_command": quoting.join([python, *probe_args]),
+            "check_bin": python,
+            "check_bin_what": "interpreter",
+            "check_bin_hint": f"set {where}.python to an interpreter with tritonclient",
+            "instance_start": "", "instance_stop": "", "instance_name": "",
+        }
+    if not c.image:
+        raise ConfigError(
+            f"required with runtime {c.runtime} (or set container.runtime: none)",
+            field="container.image",
+        )
+    binary = cluster.container_bin or c.runtime
+    flags: list[quoting.Arg] = list(c.options)
+    if c.nv:
+        flags.append("--nv")
+    for bind in c.binds:
+        flags += ["--bind", bind]
+    if c.bind_bundle:
+        flags += ["--bind", Raw(BUNDLE_PY)]
+    values = {
+        "check_bin": binary,
+        "check_bin_what": "container runtime",
+        "check_bin_hint": f"set {where}.container_bin to its absolute path, or add a "
+                          "prologue line such as 'module load apptainer'",
+        "instance_start": "", "instance_stop": "", "instance_name": "",
+    }
+    instance = Raw('"$hpctriton_instance"')
+    if c.instance and load_ranks <= 1:
+        values["instance_name"] = '"hpctriton-${HPCTRITON_JOB_ID:-$$}-$hpctriton_task"'
+        values["instance_start"] = quoting.join(
+            [binary, "instance", "start", *flags, c.image, instance])
+        values["instance_stop"] = quoting.join([binary, "instance", "stop", instance])
+        values["probe_command"] = quoting.join(
+            [binary, "exec", Raw('"instance://$hpctriton_instance"'), c.python, *probe_args])
+    else:
+        values["probe_command"] = quoting.join(
+            [binary, "exec", *flags, c.image, c.python, *probe_args])
+    return values
+
+
+def render_job_script(ctx: RenderContext, template: str) -> str:
+    """The text of ``job.sh`` for a backend's template."""
+    cluster = ctx.cluster
+    values = {
+        "run_id": ctx.run_id,
+        "prologue": [quoting.one_line(line, "prologue") for line in cluster.prologue],
+        "env": [(quoting.env_name(k), v) for k, v in cluster.env.items()],
+        **ctx.values,
+    }
+    return templating.render(template, **values)
+
+
+def _bash_syntax_check(path: Path) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        return
+    proc = subprocess.run([bash, "-n", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:  # a bug in hpctriton, never the user's fault
+        raise RenderError(f"rendered {path.name} is not valid bash: {proc.stderr.strip()}")
+
+
+# ---------------------------------------------------------------------- bundle
+
+
+def resolve_target(config: Config, cluster: str | None,
+                   backend: str | None) -> tuple[str | None, ClusterConfig, str]:
+    """(cluster name, cluster config, backend name) for ``--cluster`` / ``--backend``."""
+    if cluster is not None or (config.clusters and backend is None):
+        name, cfg = config.cluster(cluster)
+    elif backend is not None:
+        matching = [n for n, c in config.clusters.items() if c.backend == backend]
+        if config.default_cluster in matching:
+            matching = [config.default_cluster]
+        if len(matching) == 1:
+            name, cfg = matching[0], config.clusters[matching[0]]
+        else:
+            name, cfg = None, ClusterConfig(backend=backend)
+    else:
+        name, cfg = None, ClusterConfig(backend="local")
+    chosen = backend or cfg.backend
+    get_backend(chosen)  # an unknown name fails here, before anything is written
+    return name, cfg, chosen
+
+
+def _check_output(out: Path, config_dir: Path, force: bool) -> None:
+    """Refuse outputs whose replacement would destroy something that is not a bundle."""
+    target = out.resolve()
+    for keep, what in ((Path.cwd().resolve(), "the current folder"),
+                       (config_dir.resolve(), "the config file's folder")):
+        if target == keep or target in keep.parents:
+            raise ConfigError(f"{out} is {what} or a folder above it: give a new folder "
+                              "for the bundle", field="-o")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder", field="-o")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ConfigError(f"{out} is not empty (use --force to replace it)", field="-o")
+        if not ((out / "job.sh").is_file() and (out / "spec.json").is_file()):
+            raise ConfigError(f"{out} does not hold a bundle (no job.sh and spec.json): "
+                              "refusing to replace it even with --force", field="-o")
+
+
+def render_bundle(
+    config: Config,
+    out_dir: str | Path,
+    *,
+    cluster: str | None = None,
+    backend: str | None = None,
+    run_id: str | None = None,
+    force: bool = False,
+) -> Bundle:
+    """Write a complete bundle to ``out_dir`` (created; must be empty unless ``force``).
+
+    Example::
+
+        bundle = render_bundle(cfg, "bundle/", cluster="asgc-slurm")
+        # then on the cluster: cd bundle && sbatch job.sh
+    """
+    cluster_name, cluster_cfg, backend_name = resolve_target(config, cluster, backend)
+    impl = get_backend(backend_name)
+    run_id = check_run_id(run_id or make_run_id(config.name or cluster_name or backend_name))
+    out = Path(out_dir)
+    _check_output(out, config.base_dir, force)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        stager = _FileStager(config.base_dir, staging)
+        tasks = task_specs(config, stager)
+        ctx = RenderContext(
+            config=config, cluster_name=cluster_name, cluster=cluster_cfg,
+            run_id=run_id, n_tasks=len(tasks),
+        )
+        # a load from several tasks needs srun: Slurm only (see hpctriton.runs.merge)
+        load_ranks = load_tasks(config) if backend_name == "slurm" else 1
+        values = _container_values(config, cluster_cfg, cluster_name, backend_name,
+                                   load_ranks)
+        values["load_ranks"] = load_ranks
+        values["load_lead_s"] = LOAD_LEAD_S
+        values["directives"] = impl.directives(ctx)
+        values["how_to_run"] = impl.how_to_run(ctx)
+        ctx = dataclasses.replace(ctx, values=values)
+        script = render_job_script(ctx, impl.template)
+        (staging / "job.sh").write_text(script, encoding="utf-8")
+        (staging / "job.sh").chmod(0o755)
+        _bash_syntax_check(staging / "job.sh")
+        spec = spec_document(run_id, tasks)
+        (staging / "spec.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+        (staging / "probe.pyz").write_bytes(probe_zipapp())
+        for name, text in impl.extra_files(ctx).items():
+            (staging / name).write_text(text, encoding="utf-8")
+            if name.endswith(".sh"):
+                (staging / name).chmod(0o755)
+                _bash_syntax_check(staging / name)
+        (staging / "results").mkdir()
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Bundle(
+        path=out, run_id=run_id, backend=backend_name, cluster=cluster_name,
+        n_tasks=len(tasks), points=[t.point for t in tasks],
+    )

@@ -1,0 +1,458 @@
+"""Collected results: every task's ``results.json``, read back as one object.
+
+In a notebook a :class:`Results` shows itself as an HTML table; ``to_dataframe()``
+gives a pandas table (the ``hpctriton[pandas]`` extra), ``plot()`` a matplotlib
+figure. Neither pandas nor matplotlib is imported until asked for.
+
+Example::
+
+    >>> from hpctriton import open_run
+    >>> res = open_run().results()
+    >>> res.ok, len(res.checks)
+    (True, 14)
+    >>> [c.message for c in res["infer"]]
+    ['2 output(s) ok in 1.9 ms', '2 output(s) ok in 1.2 ms']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from pandas import DataFrame
+
+    from hpctriton.results.load import LoadPoint
+
+STATUSES = ("pass", "fail", "error", "skip")
+
+#: Columns of :meth:`Results.to_dataframe`, before the sweep-point columns.
+DATAFRAME_COLUMNS = ("run_id", "task", "check", "protocol", "model", "status", "ok",
+                     "duration_s", "message", "details")
+
+#: Columns of :meth:`Results.load_dataframe`, before the sweep-point columns.
+LOAD_DATAFRAME_COLUMNS = ("run_id", "task", "model", "protocol", "mode", "load",
+                          "throughput_rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
+                          "errors", "requests", "stable")
+
+PANDAS_HINT = "pip install 'hpctriton[pandas]'"
+
+
+def _require_pandas(what: str) -> Any:
+    try:
+        import pandas
+    except ImportError as exc:
+        raise ImportError(f"{what} needs pandas, an optional extra: {PANDAS_HINT}") from exc
+    return pandas
+
+
+def point_label(point: dict[str, Any] | None) -> str:
+    """A sweep point as ``server.host=gpu01, models=[simple]`` ("" for no sweep).
+
+    Example::
+
+        >>> point_label({"server.host": "gpu01", "models": ["simple"]})
+        'server.host=gpu01, models=[simple]'
+    """
+    def text(value: Any) -> str:
+        if isinstance(value, list):
+            return "[" + ", ".join(text(v) for v in value) + "]"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {text(v)}" for k, v in value.items()) + "}"
+        return str(value)
+
+    return ", ".join(f"{k}={text(v)}" for k, v in (point or {}).items())
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of a task's results: a check, on one protocol, for one model."""
+
+    task: int
+    check: str
+    protocol: str | None
+    model: str | None
+    status: str
+    duration_s: float
+    message: str
+    details: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        """Passed or skipped."""
+        return self.status in ("pass", "skip")
+
+    @property
+    def name(self) -> str:
+        """``check[protocol] model``, as JUnit and the tables name it."""
+        text = f"{self.check}[{self.protocol or '-'}]"
+        return f"{text} {self.model}" if self.model else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "check": self.check, "protocol": self.protocol,
+                "model": self.model, "status": self.status, "duration_s": self.duration_s,
+                "message": self.message, "details": self.details}
+
+
+def _with_merged_load(data: dict[str, Any], merged_path: Path) -> dict[str, Any]:
+    """Load from several Slurm tasks: rank 0's ``results.json`` holds only its own share
+    of each point; ``collect`` merged every rank into ``load-merged.json``, whose entries
+    replace those per-rank ones (the setup entry, with no model, stays)."""
+    if not merged_path.is_file() or not data:
+        return data
+    merged = json.loads(merged_path.read_text(encoding="utf-8"))
+    if int(merged.get("ranks") or 1) <= 1 or not merged.get("entries"):
+        return data
+    kept = [c for c in data.get("checks", [])
+            if not (c.get("check") == "load" and c.get("model") is not None)]
+    return {**data, "checks": kept + list(merged["entries"])}
+
+
+@dataclass
+class TaskResults:
+    """One task's ``results.json`` (and ``state.json`` when collected).
+
+    ``data`` is empty for a task that left a ``state.json`` but no ``results.json``
+    (the job died before the probe started: wrong interpreter, no container).
+    """
+
+    task: int
+    data: dict[str, Any]
+    state: dict[str, Any] | None = None
+    #: The task's sweep point (run.json ``points``; else the probe's ``run.point``).
+    point: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.point is None:
+            found = self.run_info.get("point")
+            self.point = dict(found) if isinstance(found, dict) else {}
+
+    @property
+    def run_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = self.data.get("run", {})
+        return info
+
+    @property
+    def checks(self) -> list[CheckResult]:
+        return [CheckResult(task=self.task, check=c.get("check", "?"),
+                            protocol=c.get("protocol"), model=c.get("model"),
+                            status=c.get("status", "error"),
+                            duration_s=float(c.get("duration_s") or 0.0),
+                            message=c.get("message", ""), details=c.get("details") or {})
+                for c in self.data.get("checks", [])]
+
+    @property
+    def has_results(self) -> bool:
+        """False when the task left no ``results.json``."""
+        return bool(self.data)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.run_info.get("interrupted") or (self.state or {}).get("interrupted"))
+
+    @property
+    def exit_code(self) -> int | None:
+        """The job's exit code from ``state.json`` (None when not collected or running)."""
+        code = (self.state or {}).get("exit_code")
+        return code if isinstance(code, int) else None
+
+    @property
+    def point_label(self) -> str:
+        return point_label(self.point)
+
+    @property
+    def ok(self) -> bool:
+        """Checks ran, none failed or errored, the probe was not interrupted, and the
+        job (when its ``state.json`` says) ended with 0."""
+        return (bool(self.checks) and all(c.ok for c in self.checks)
+                and not self.interrupted and self.exit_code in (0, None))
+
+
+@dataclass
+class Results:
+    """All tasks of a run (or one ``hpctriton check``).
+
+    Iterating gives every :class:`CheckResult`; ``res["infer"]`` the results of one
+    check, ``res[0]`` the first result.
+    """
+
+    tasks: list[TaskResults] = field(default_factory=list)
+    run_id: str = ""
+    #: How many tasks the run has (run.json); tasks without results then count as
+    #: missing and make ``ok`` false. None: unknown, only the tasks present count.
+    expected_tasks: int | None = None
+
+    @classmethod
+    def from_dir(cls, results_dir: Path, run_id: str = "", *,
+                 points: list[dict[str, Any]] | None = None,
+                 expected_tasks: int | None = None) -> Results:
+        """Read ``results/<task>/results.json`` for every task folder present.
+
+        ``points`` (run.json's) give each task its sweep point; ``expected_tasks`` makes
+        absent tasks count as missing.
+
+        Example::
+
+            >>> Results.from_dir(Path("hpctriton-runs/20261121-2240-x/results")).counts()
+            {'pass': 14, 'fail': 0, 'error': 0, 'skip': 1}
+        """
+        tasks = []
+        if results_dir.is_dir():
+            for folder in sorted((p for p in results_dir.iterdir() if p.name.isdigit()),
+                                 key=lambda p: int(p.name)):
+                path = folder / "results.json"
+                state_path = folder / "state.json"
+                if not path.is_file() and not state_path.is_file():
+                    continue
+                data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+                data = _with_merged_load(data, folder / "load-merged.json")
+                state = (json.loads(state_path.read_text(encoding="utf-8"))
+                         if state_path.is_file() else None)
+                task = int(folder.name)
+                point = points[task] if points is not None and task < len(points) else None
+                tasks.append(TaskResults(task, data, state, point))
+        return cls(tasks, run_id, expected_tasks)
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path) -> Results:
+        """The results of a run folder (``<runs_dir>/<run-id>``), with run.json's sweep
+        points and task count.
+
+        Example::
+
+            >>> Results.from_run_dir("hpctriton-runs/20261121-224033-asgc-slurm-1a2b").ok
+            True
+        """
+        folder = Path(run_dir)
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        return cls.from_dir(folder / "results", str(record.get("run_id", folder.name)),
+                            points=record.get("points"), expected_tasks=record.get("n_tasks"))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], task: int = 0) -> Results:
+        """Wrap one results document (``hpctriton check``).
+
+        Example::
+
+            >>> Results.from_data(json.load(open("results/0/results.json"))).ok
+            True
+        """
+        return cls([TaskResults(task, data)], str(data.get("run", {}).get("run_id", "")))
+
+    # ------------------------------------------------------------ access
+
+    @property
+    def checks(self) -> list[CheckResult]:
+        return [c for t in self.tasks for c in t.checks]
+
+    @property
+    def ok(self) -> bool:
+        """True when there are results, no check failed or errored (skips allowed), no
+        task was interrupted and no expected task is missing.
+
+        Example::
+
+            >>> run.results().ok
+            True
+        """
+        return bool(self.tasks) and all(t.ok for t in self.tasks) and not self.missing_tasks
+
+    @property
+    def missing_tasks(self) -> list[int]:
+        """Tasks of the run with no results at all (never ran, or not collected)."""
+        if self.expected_tasks is None:
+            return []
+        present = {t.task for t in self.tasks}
+        return [t for t in range(self.expected_tasks) if t not in present]
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        """Every result that failed or errored.
+
+        Example::
+
+            >>> [f.name for f in res.failures]
+            ['infer[grpc] failing']
+        """
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def check_names(self) -> list[str]:
+        """The checks present, in the order they first ran."""
+        return list(dict.fromkeys(c.check for c in self.checks))
+
+    @property
+    def models(self) -> list[str]:
+        """The models named by results, in the order they first appear."""
+        return list(dict.fromkeys(c.model for c in self.checks if c.model))
+
+    def counts(self) -> dict[str, int]:
+        """Results per status: ``{'pass': 12, 'fail': 1, 'error': 0, 'skip': 1}``."""
+        out = dict.fromkeys(STATUSES, 0)
+        for c in self.checks:
+            out[c.status] = out.get(c.status, 0) + 1
+        return out
+
+    def by_check(self, name: str) -> list[CheckResult]:
+        """Every result of one check (``res.by_check("infer")``)."""
+        return [c for c in self.checks if c.check == name]
+
+    def task(self, number: int) -> TaskResults:
+        """One task's results by task number (KeyError when it has none)."""
+        for t in self.tasks:
+            if t.task == number:
+                return t
+        raise KeyError(f"no results for task {number}")
+
+    @overload
+    def __getitem__(self, key: str) -> list[CheckResult]: ...
+
+    @overload
+    def __getitem__(self, key: int) -> CheckResult: ...
+
+    def __getitem__(self, key: str | int) -> list[CheckResult] | CheckResult:
+        """``res["infer"]``: the results of a check (KeyError when it did not run);
+        ``res[0]``: one result, in run order."""
+        if isinstance(key, str):
+            found = self.by_check(key)
+            if not found:
+                raise KeyError(f"no {key!r} results; present: {', '.join(self.check_names)}")
+            return found
+        return self.checks[key]
+
+    def __iter__(self) -> Iterator[CheckResult]:
+        return iter(self.checks)
+
+    def __len__(self) -> int:
+        return len(self.checks)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
+        return (f"Results({self.run_id!r}, tasks={len(self.tasks)}, ok={self.ok}"
+                + (f", {counts}" if counts else "") + ")")
+
+    def load_points(self) -> list[LoadPoint]:
+        """The load check's figures, one :class:`~hpctriton.results.load.LoadPoint` per
+        model and load level.
+
+        Example::
+
+            >>> [(p.load, p.latency("p99")) for p in res.load_points()]
+            [(1.0, 2.1), (2.0, 2.6), (4.0, 4.4)]
+        """
+        from hpctriton.results.load import load_points
+
+        return load_points(self)
+
+    # --------------------------------------------------------- exports
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "ok": self.ok, "counts": self.counts(),
+                "missing_tasks": self.missing_tasks,
+                "tasks": [{"task": t.task, "ok": t.ok, "state": t.state, "point": t.point,
+                           **t.data} for t in self.tasks]}
+
+    def _point_columns(self) -> list[str]:
+        return list(dict.fromkeys(k for t in self.tasks for k in (t.point or {})))
+
+    def to_dataframe(self) -> DataFrame:
+        """One row per result: ``DATAFRAME_COLUMNS``, then one column per sweep key
+        (lists and maps as JSON text, so that ``groupby`` works on them).
+
+        Needs pandas: ``pip install 'hpctriton[pandas]'``.
+
+        Example::
+
+            >>> df = res.to_dataframe()
+            >>> df.groupby(["check", "status"]).size()
+        """
+        pandas = _require_pandas("Results.to_dataframe()")
+        keys = self._point_columns()
+        rows = []
+        for t in self.tasks:
+            extra = {k: _cell((t.point or {}).get(k)) for k in keys}
+            for c in t.checks:
+                rows.append({"run_id": self.run_id, "task": c.task, "check": c.check,
+                             "protocol": c.protocol, "model": c.model, "status": c.status,
+                             "ok": c.ok, "duration_s": c.duration_s, "message": c.message,
+                             "details": c.details, **extra})
+        return pandas.DataFrame(rows, columns=[*DATAFRAME_COLUMNS, *keys])
+
+    def load_dataframe(self) -> DataFrame:
+        """One row per load point: ``LOAD_DATAFRAME_COLUMNS`` and the sweep keys.
+
+        Needs pandas: ``pip install 'hpctriton[pandas]'``.
+
+        Example::
+
+            >>> res.load_dataframe().pivot(index="load", columns="model", values="p99_ms")
+        """
+        pandas = _require_pandas("Results.load_dataframe()")
+        keys = self._point_columns()
+        points = {t.task: t.point or {} for t in self.tasks}
+        rows = []
+        for p in self.load_points():
+            rows.append({"run_id": self.run_id, "task": p.task, "model": p.model,
+                         "protocol": p.protocol, "mode": p.mode, "load": p.load,
+                         "throughput_rps": p.throughput_rps,
+                         **{f"{n}_ms": p.latency(n) for n in ("p50", "p90", "p95", "p99",
+                                                              "max")},
+                         "errors": p.errors, "requests": p.requests, "stable": p.stable,
+                         **{k: _cell(points.get(p.task, {}).get(k)) for k in keys}})
+        return pandas.DataFrame(rows, columns=[*LOAD_DATAFRAME_COLUMNS, *keys])
+
+    def plot(self, kind: Literal["auto", "load", "timeline", "models"] = "auto",
+             *, model: str | None = None) -> Figure:
+        """A matplotlib figure of the results.
+
+        ``kind``: ``"load"`` latency percentiles and throughput against concurrency or
+        request rate, one row per model; ``"timeline"`` when each check ran, per task;
+        ``"models"`` client latency and server-side time per model; ``"auto"`` load when
+        there are load results, else the timeline. ``model`` keeps one model.
+
+        Matplotlib is imported here (not before) and draws off-screen (Agg); the
+        process's pyplot backend is left alone, so a notebook shows the returned
+        figure inline.
+
+        Example::
+
+            >>> fig = res.plot()
+            >>> fig.savefig("load.png")
+        """
+        from hpctriton.report import plots
+
+        points = self.load_points()
+        if model is not None:
+            points = [p for p in points if p.model == model]
+        if kind == "auto":
+            kind = "load" if points else "timeline"
+        if kind == "load":
+            if not points:
+                raise ValueError("no load results to plot"
+                                 + (f" for model {model!r}" if model else "")
+                                 + ": run the load check, or plot(kind='timeline')")
+            from hpctriton.results.measures import task_scopes
+
+            return plots.notebook_ready(plots.load_figure(points, task_scopes(self.tasks)))
+        if kind == "timeline":
+            return plots.notebook_ready(plots.timeline_figure([("", self)]))
+        if kind == "models":
+            return plots.notebook_ready(plots.models_figure([("", self)], model=model))
+        raise ValueError(f"unknown plot kind {kind!r}: auto, load, timeline or models")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a verdict line and the results table."""
+        from hpctriton.report.htmlkit import notebook_html
+
+        return notebook_html(self)
+
+
+def _cell(value: Any) -> Any:
+    """Sweep values as dataframe cells: scalars as they are, the rest as JSON text."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value

@@ -1,0 +1,423 @@
+"""Load figures from measurement windows: the stability rule, point summaries, merging
+the files of several tasks, and a perf_analyzer-like CSV.
+
+Why one module for the probe and for ``hpctriton collect``: a job with ``tasks: 1``
+reports its figures itself, a job with ``tasks: N`` has them merged after collect, and
+both must apply the very same rule to the very same window data. So every task writes
+its raw windows (counts and latency histograms, see :mod:`hpctriton_probe.load.hist`) to
+``load/rank-<r>.json``; :func:`summarize_run` turns one such document, or the merge
+of several made by :func:`merge_rank_docs`, into figures.
+
+A rank document (``format: hpctriton-load-rank-1``; one per task of the job)::
+
+    {"format": ..., "rank": 0, "ranks": 3, "host": ..., "run_id": ..., "task": 0,
+     "loads": [{                               # one per load check, in spec order
+        "load_index": 0, "protocol": "grpc", "streaming": false,
+        "mode": "concurrency", "schedule": "constant", "batch_size": 1,
+        "warmup_s": 1.0, "window_s": 2.0, "stability": {"windows": 3, ...},
+        "aligned": true, "models": ["simple"], "interrupted": false,
+        "points": [{
+           "index": 0, "value": 4, "windows_run": 10, "stopped_early": false,
+           "late_s": 0.0,
+           "client": {"cpu_s": 0.8, "wall_s": 23.1, "connections": 4},
+           "server": {"simple": {...statistics delta..., "metrics": {...}}},  # rank 0
+           "models": {"simple": {
+               "inferences_per_request": 1,
+               "windows": [{"ok": 812, "errors": {}, "hist": {...}}, ...],
+               "sent": 9000, "ok": 9000, "errors": {}, "error_codes": {},
+               "error_examples": {}, "unanswered": 0,
+               "lag": {...histogram of send lag, open loop...}}}}]}]}
+
+Standard library only (the probe runs it on Python 3.8).
+"""
+
+import csv
+import io
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from hpctriton_probe.load.hist import Histogram
+
+RANK_FORMAT = "hpctriton-load-rank-1"
+MERGED_FORMAT = "hpctriton-load-merged-1"
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+
+
+# ----------------------------------------------------------------------- stability
+
+
+def _parse_windows(windows: List[dict]) -> List[Tuple[int, Histogram, dict]]:
+    """``(answers, latency histogram, errors)`` of each window of a document."""
+    return [(int(w.get("ok", 0)),
+             w["_h"] if "_h" in w else
+             Histogram.from_json(w["hist"]) if w.get("hist") else Histogram(),
+             w.get("errors") or {}) for w in windows]
+
+
+def is_stable(windows: List[Tuple[int, Optional[float]]], percent: float) -> bool:
+    """perf_analyzer's rule on ``(answers, mean latency)`` of consecutive windows of one
+    length: every window's throughput and mean latency within ``percent`` % of their
+    average. Windows without a single answer count as stable only if all are so (a
+    model that fails every request settles at zero; it must not run all trials)."""
+    if not windows:
+        return False
+    empty = [ok == 0 for ok, _ in windows]
+    if all(empty):
+        return True
+    if any(empty):
+        return False
+    limit = percent / 100.0
+    for values in ([float(ok) for ok, _ in windows], [float(m or 0.0) for _, m in windows]):
+        mean = sum(values) / len(values)
+        if mean == 0:
+            continue
+        if any(abs(v - mean) > limit * mean for v in values):
+            return False
+    return True
+
+
+def choose_windows(per_model: Dict[str, List[Tuple[int, Optional[float]]]], n: int,
+                   percent: float) -> Tuple[int, int, bool]:
+    """``(first, end, stable)``: the first run of ``n`` consecutive windows in which every
+    model is stable (what an early stop picks), else the last ``n`` windows and False."""
+    count = min((len(w) for w in per_model.values()), default=0)
+    for end in range(n, count + 1):
+        if all(is_stable(w[end - n:end], percent) for w in per_model.values()):
+            return end - n, end, True
+    return max(0, count - n), count, False
+
+
+# ---------------------------------------------------------------------- figures
+
+
+def _ms(us: Optional[float], digits: int = 3) -> Optional[float]:
+    return None if us is None else round(us / 1000.0, digits)
+
+
+def latency_figures(hist: Histogram) -> dict:
+    """p50/p90/p95/p99/max/min/avg in milliseconds (None when nothing was answered)."""
+    values = hist.quantiles([q for _, q in QUANTILES])
+    out = {name: _ms(v) for (name, _), v in zip(QUANTILES, values)}  # noqa: B905 - 3.8
+    out["max"] = _ms(hist.max)
+    out["min"] = _ms(hist.min)
+    out["avg"] = _ms(hist.mean())
+    return out
+
+
+def _add_counts(into: Dict[str, int], more: Optional[dict]) -> Dict[str, int]:
+    for k, v in (more or {}).items():
+        into[k] = into.get(k, 0) + int(v)
+    return into
+
+
+def point_summary(load: dict, point: dict) -> dict:
+    """Figures of one point of one load document (one rank, or merged ranks)."""
+    stability = load.get("stability") or {}
+    n = int(stability.get("windows", 3))
+    percent = float(stability.get("percent", 10.0))
+    window_s = float(load["window_s"])
+    models = point.get("models") or {}
+    parsed = {m: _parse_windows(d.get("windows") or []) for m, d in models.items()}
+    per_model = {m: [(ok, h.mean()) for ok, h, _ in ws] for m, ws in parsed.items()}
+    first, end, all_stable = choose_windows(per_model, n, percent)
+    used = list(range(first, end))
+    figures = {}
+    server_all = point.get("server") or {}
+    for model, data in models.items():
+        windows = parsed[model][first:end]
+        hist = Histogram()
+        errors = {}  # type: Dict[str, int]
+        ok = 0
+        for w_ok, w_hist, w_errors in windows:
+            hist.merge(w_hist)
+            ok += w_ok
+            _add_counts(errors, w_errors)
+        seconds = window_s * len(windows)
+        per_request = int(data.get("inferences_per_request") or 1)
+        rps = ok / seconds if seconds else None
+        stable = is_stable(per_model[model][first:end], percent) if windows else False
+        totals_errors = dict(data.get("errors") or {})
+        per_window = [{"rps": round(w_ok / window_s, 3),
+                       "avg_ms": _ms(w_hist.mean())} for w_ok, w_hist, _ in parsed[model]]
+        fig: Dict[str, Any] = {
+            "throughput_rps": round(rps, 3) if rps is not None else None,
+            "throughput_infer_s": round(rps * per_request, 3) if rps is not None else None,
+            "requests": ok,
+            "duration_s": round(seconds, 3),
+            "latency_ms": latency_figures(hist),
+            "errors": errors,
+            "stable": stable and len(windows) >= n,
+            "windows": {"run": len(data.get("windows") or []), "used": used,
+                        "window_s": window_s, "figures": per_window},
+            "totals": {"sent": int(data.get("sent", 0)), "ok": int(data.get("ok", 0)),
+                       "errors": sum(totals_errors.values()),
+                       "unanswered": int(data.get("unanswered", 0))},
+            "errors_total": totals_errors,
+            "error_codes": dict(data.get("error_codes") or {}),
+            "error_examples": dict(data.get("error_examples") or {}),
+            "inferences_per_request": per_request,
+        }
+        if data.get("lag"):
+            lag = Histogram.from_json(data["lag"])
+            fig["send_lag_ms"] = {"p50": _ms(lag.quantile(0.5)), "p99": _ms(lag.quantile(0.99)),
+                                  "max": _ms(lag.max)}
+        server = server_all.get(model)
+        if isinstance(server, dict):
+            fig["server"] = server
+            success = server.get("success")
+            if isinstance(success, int):
+                fig["counts_match"] = success == fig["totals"]["ok"]
+        figures[model] = fig
+    client = dict(point.get("client") or {})
+    answered = sum(int(d.get("ok", 0)) + sum((d.get("errors") or {}).values())
+                   for d in models.values())
+    if client.get("cpu_s") is not None and answered:
+        client["cpu_us_per_request"] = round(client["cpu_s"] / answered * 1e6, 2)
+    if client.get("cpu_s") is not None and client.get("wall_s"):
+        # merged points: the CPU of every rank over the wall time of one rank each
+        shares = max(1, len(client.get("ranks") or {}) or 1)
+        client["cpu_util"] = round(client["cpu_s"] / (client["wall_s"] * shares), 3)
+    return {"index": point.get("index"), "value": point.get("value"),
+            "stable": all_stable, "windows_used": used, "late_s": point.get("late_s"),
+            "windows_run": max((len(d.get("windows") or []) for d in models.values()),
+                               default=0),
+            "client": client, "models": figures}
+
+
+def summarize_load(load: dict) -> dict:
+    """A load document's settings and the figures of each of its points."""
+    keys = ("load_index", "protocol", "streaming", "mode", "schedule", "batch_size",
+            "warmup_s", "window_s", "stability", "aligned", "models", "ranks",
+            "interrupted")
+    out = {k: load.get(k) for k in keys}
+    out["points"] = [point_summary(load, p) for p in load.get("points") or []]
+    return out
+
+
+# ------------------------------------------------------------------------ merging
+
+
+def _merge_windows(into: List[dict], more: List[dict]) -> None:
+    for i, w in enumerate(more):
+        if i >= len(into):
+            into.append({"ok": 0, "errors": {}, "_h": Histogram()})
+        target = into[i]
+        target["ok"] += int(w.get("ok", 0))
+        _add_counts(target["errors"], w.get("errors"))
+        target["_h"].merge(Histogram.from_json(w["hist"]) if w.get("hist") else Histogram())
+
+
+def merge_rank_docs(docs: Iterable[dict]) -> dict:
+    """One document for the whole job from the rank documents of one task: window by
+    window, answers and errors are added and histograms merged. Windows of every rank
+    cover the same wall-clock interval (the ranks follow one schedule), so the sum is
+    the server's load in that interval. Server figures come from rank 0."""
+    docs = sorted(docs, key=lambda d: int(d.get("rank", 0)))
+    if not docs:
+        raise ValueError("no rank documents to merge")
+    for d in docs:
+        if d.get("format") != RANK_FORMAT:
+            raise ValueError(f"not a load rank document: format {d.get('format')!r}")
+    head = docs[0]
+    merged: Dict[str, Any] = {
+        "format": MERGED_FORMAT, "run_id": head.get("run_id"), "task": head.get("task"),
+        "ranks": max(int(d.get("ranks", 1)) for d in docs),
+        "ranks_found": [int(d.get("rank", 0)) for d in docs],
+        "hosts": sorted({str(d.get("host")) for d in docs}),
+        "rlimit_nofile": {str(d.get("rank", 0)): d.get("rlimit_nofile") for d in docs},
+        "loads": []}
+    by_index = {}  # type: Dict[int, List[Tuple[int, dict]]]
+    for d in docs:
+        for load in d.get("loads") or []:
+            by_index.setdefault(int(load.get("load_index", 0)), []).append(
+                (int(d.get("rank", 0)), load))
+    for index in sorted(by_index):
+        parts = by_index[index]
+        base = dict(parts[0][1])
+        base["ranks_found"] = [r for r, _ in parts]
+        base["interrupted"] = any(p.get("interrupted") for _, p in parts)
+        points = {}  # type: Dict[int, dict]
+        for rank, load in parts:
+            for p in load.get("points") or []:
+                k = int(p.get("index", 0))
+                target = points.get(k)
+                if target is None:
+                    target = points[k] = {"index": k, "value": p.get("value"),
+                                          "windows_run": 0, "client": {"cpu_s": 0.0,
+                                                                       "wall_s": 0.0,
+                                                                       "connections": 0,
+                                                                       "ranks": {}},
+                                          "server": {}, "models": {}, "late_s": {}}
+                target["windows_run"] = max(target["windows_run"], int(p.get("windows_run", 0)))
+                target["late_s"][str(rank)] = p.get("late_s", 0.0)
+                c = p.get("client") or {}
+                tc = target["client"]
+                tc["cpu_s"] = round(tc["cpu_s"] + float(c.get("cpu_s") or 0.0), 6)
+                tc["wall_s"] = max(tc["wall_s"], float(c.get("wall_s") or 0.0))
+                tc["connections"] += int(c.get("connections") or 0)
+                tc["ranks"][str(rank)] = c
+                if p.get("server"):
+                    target["server"] = p["server"]
+                for model, data in (p.get("models") or {}).items():
+                    tm = target["models"].get(model)
+                    if tm is None:
+                        tm = target["models"][model] = {
+                            "inferences_per_request": data.get("inferences_per_request", 1),
+                            "windows": [], "sent": 0, "ok": 0, "errors": {},
+                            "error_codes": {}, "error_examples": {}, "unanswered": 0}
+                    _merge_windows(tm["windows"], data.get("windows") or [])
+                    for key in ("sent", "ok", "unanswered"):
+                        tm[key] += int(data.get(key, 0))
+                    _add_counts(tm["errors"], data.get("errors"))
+                    _add_counts(tm["error_codes"], data.get("error_codes"))
+                    for kind, text in (data.get("error_examples") or {}).items():
+                        tm["error_examples"].setdefault(kind, text)
+                    if data.get("lag"):
+                        lag = Histogram.from_json(data["lag"])
+                        if tm.get("lag"):
+                            lag.merge(Histogram.from_json(tm["lag"]))
+                        tm["lag"] = lag.to_json()
+        for p in points.values():
+            for data in p["models"].values():
+                for w in data["windows"]:
+                    w["hist"] = w.pop("_h").to_json()
+        base["points"] = [points[k] for k in sorted(points)]
+        base["ranks"] = merged["ranks"]
+        merged["loads"].append(base)
+    return merged
+
+
+def summarize_run(doc: dict) -> dict:
+    """Figures for a rank document or a merged one: ``{"loads": [summaries]}`` plus the
+    identity of the run."""
+    out = {k: doc.get(k) for k in ("format", "run_id", "task", "ranks", "ranks_found",
+                                   "hosts", "rank")
+           if k in doc}
+    out["loads"] = [summarize_load(load) for load in doc.get("loads") or []]
+    return out
+
+
+# -------------------------------------------------------------------- result entries
+
+
+def _fmt_ms(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def verdict(mode: str, value: Any, fig: dict, note: str = "") -> Tuple[str, str]:
+    """``(status, message)`` of one model at one point: ``fail`` when a request failed,
+    stayed unanswered or none was answered; "NOT STABLE" never fails a point."""
+    totals = fig["totals"]
+    lat = fig["latency_ms"]
+    label = f"concurrency {value}" if mode == "concurrency" else \
+        f"rate {float(value):g}/s"
+    text = "{}: {} req/s".format(label, "-" if fig["throughput_rps"] is None
+                                 else "{:.1f}".format(fig["throughput_rps"]))
+    if fig.get("inferences_per_request", 1) > 1 and fig["throughput_infer_s"] is not None:
+        text += " ({:.1f} infer/s)".format(fig["throughput_infer_s"])
+    text += ", p50 {}, p99 {}".format(_fmt_ms(lat.get("p50")), _fmt_ms(lat.get("p99")))
+    if not fig["stable"]:
+        text += ", NOT STABLE after {} windows".format(fig["windows"]["run"])
+    if note:
+        text += " " + note
+    problems = []
+    if totals["errors"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(fig["errors_total"].items()))
+        example = next(iter(fig["error_examples"].values()), "")
+        problems.append("{} of {} requests failed ({}){}".format(
+            totals["errors"], totals["sent"], kinds, ": " + example if example else ""))
+    if totals["unanswered"]:
+        problems.append("{} requests unanswered at the end".format(totals["unanswered"]))
+    if not totals["ok"] and not problems:
+        problems.append("no request was answered")
+    if problems:
+        return "fail", text + "; " + "; ".join(problems)
+    if fig.get("counts_match") is False:
+        text += "; the server counted {} successes, the client {} (another client?)".format(
+            (fig.get("server") or {}).get("success"), totals["ok"])
+    return "pass", text
+
+
+def entries(load: dict, point: dict, *, rank: Optional[int] = 0, ranks: int = 1) -> List[dict]:
+    """``results.json`` entries (one per model) for one point of a load document; the
+    ``details`` shape is documented in ``checks/load.py``. ``rank`` None: figures
+    merged over ``ranks`` tasks."""
+    summary = point_summary(load, point)
+    mode = load.get("mode") or "concurrency"
+    if ranks > 1:
+        note = f"(task {rank} of {ranks})" if rank is not None else \
+            f"({ranks} tasks merged)"
+    else:
+        note = ""
+    out = []
+    for model in load.get("models") or sorted(summary["models"]):
+        fig = summary["models"].get(model)
+        if fig is None:
+            continue
+        details = {"mode": mode, mode: point.get("value"),
+                   "schedule": load.get("schedule") if mode == "request_rate" else None,
+                   "batch_size": load.get("batch_size"), "protocol": load.get("protocol"),
+                   "streaming": load.get("streaming"), "load_index": load.get("load_index"),
+                   "point_index": point.get("index"), "tasks": ranks, "rank": rank}
+        if rank is not None and ranks > 1:
+            # the server saw every task's requests, this task sent only its own
+            fig.pop("counts_match", None)
+        details.update(fig)
+        details["client"] = summary["client"]
+        if summary.get("late_s"):  # several tasks: how late each started the point
+            details["late_s"] = summary["late_s"]
+        status, message = verdict(mode, point.get("value"), fig, note)
+        out.append({"check": "load", "protocol": load.get("protocol"), "model": model,
+                    "status": status,
+                    "duration_s": round(float((point.get("client") or {}).get("wall_s") or 0), 4),
+                    "message": message, "details": details})
+    return out
+
+
+# ---------------------------------------------------------------------------- CSV
+
+#: perf_analyzer's ``-f`` columns (times in microseconds), then ours.
+CSV_COLUMNS = ("Inferences/Second", "Client Send", "Network+Server Send/Recv",
+               "Server Queue", "Server Compute Input", "Server Compute Infer",
+               "Server Compute Output", "Client Recv", "p50 latency", "p90 latency",
+               "p95 latency", "p99 latency", "Avg latency", "request/response",
+               "response wait")
+EXTRA_COLUMNS = ("Model", "Protocol", "Requests/Second", "Max latency", "Requests", "Errors",
+                 "Stable", "Tasks", "Server Success", "Batching Ratio")
+
+
+def _us(ms: Optional[float]) -> str:
+    return "" if ms is None else str(int(round(ms * 1000)))
+
+
+def csv_text(summary: dict) -> str:
+    """A perf_analyzer-like CSV of one load summary (``summarize_load``): the first
+    column is ``Concurrency`` or ``Request Rate``, then perf_analyzer's columns (times
+    in microseconds; the client's send/receive times are not measured separately and
+    stay empty), then one column per extra figure. One row per point and model."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    first = "Request Rate" if summary.get("mode") == "request_rate" else "Concurrency"
+    writer.writerow((first,) + CSV_COLUMNS + EXTRA_COLUMNS)
+    ranks = summary.get("ranks") or 1
+    for point in summary.get("points") or []:
+        for model, fig in sorted(point["models"].items()):
+            lat = fig["latency_ms"]
+            server = fig.get("server") or {}
+            parts = [server.get(k) for k in ("queue_avg_ms", "compute_input_avg_ms",
+                                             "compute_infer_avg_ms", "compute_output_avg_ms")]
+            network = None
+            if lat.get("avg") is not None and all(p is not None for p in parts):
+                network = max(0.0, lat["avg"] - sum(parts))  # type: ignore[arg-type]
+            row = [point["value"], fig["throughput_infer_s"] if fig["throughput_infer_s"]
+                   is not None else "", "", _us(network)] + [_us(p) for p in parts] + [
+                "", _us(lat.get("p50")), _us(lat.get("p90")), _us(lat.get("p95")),
+                _us(lat.get("p99")), _us(lat.get("avg")), "", "",
+                model, summary.get("protocol") or "",
+                fig["throughput_rps"] if fig["throughput_rps"] is not None else "",
+                _us(lat.get("max")), fig["requests"], sum(fig["errors"].values()),
+                "yes" if fig["stable"] else "no", ranks,
+                server.get("success", ""),
+                server.get("batching_ratio") if server.get("batching_ratio") is not None
+                else ""]
+            writer.writerow(row)
+    return buffer.getvalue()

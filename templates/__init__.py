@@ -1,1 +1,0 @@
-"""Jinja2 job templates, shipped inside the wheel as ``hpctriton.templates``."""
