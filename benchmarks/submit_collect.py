@@ -97,7 +97,7 @@ def notice_latency(run: Run, samples: int = 10) -> list[float]:
         seen = threading.Event()
         record = run.record
         record.n_tasks = task + 1  # a pretend extra task, watched by the real loop
-        waiter = watch.Waiter(run.transport, run.backend, record, hint_interval_s=3600)
+        waiter = watch.Waiter(run.transport, run.scheduler, record, hint_interval_s=3600)
 
         def on_change(status: watch.RunStatus, task: int = task,
                       seen: threading.Event = seen) -> None:

@@ -2,8 +2,9 @@
 
 Everything the command line does is a function here first::
 
-    from hpctriton import load_config, submit, open_run
+    from hpctriton import load_config, open_run, plan, submit
 
+    plan(load_config("hpctriton.yaml"), cluster="asgc-slurm")    # what submit would do
     run = submit(load_config("hpctriton.yaml"), cluster="asgc-slurm")
     run.wait(progress=True)       # state files, scheduler hints at most every 30 s
     run.collect()                 # one verified tar stream back through SSH
@@ -13,8 +14,8 @@ Everything the command line does is a function here first::
 Errors all derive from :class:`HpctritonError` (see :mod:`hpctriton.errors`).
 """
 
-from hpctriton.api import Run, SubmitPlan, open_run, submit
-from hpctriton.config.models import (
+from hpctriton.api import Run, SubmitPlan, open_run, plan, submit
+from hpctriton.config import (
     ClusterConfig,
     Config,
     config_from_data,
@@ -35,11 +36,13 @@ from hpctriton.errors import (
     UsageError,
 )
 from hpctriton.render.bundle import Bundle, render_bundle
-from hpctriton.results.model import CheckResult, Results, TaskResults
+from hpctriton.report.notebook import Results
+from hpctriton.results.model import CheckResult, TaskResults
 from hpctriton.runs.collect import CollectReport
-from hpctriton.runs.record import JobRef, RunRecord, list_runs
-from hpctriton.runs.states import JobState, TaskStatus
+from hpctriton.runs.record import RunRecord, list_runs
+from hpctriton.runs.states import TaskStatus
 from hpctriton.runs.watch import RunStatus
+from hpctriton.schedulers import JobRef, JobState
 from hpctriton.tools.check import check, config_for_check
 from hpctriton_probe import __version__
 
@@ -77,6 +80,7 @@ __all__ = [
     "list_runs",
     "load_config",
     "open_run",
+    "plan",
     "render_bundle",
     "submit",
 ]

@@ -13,27 +13,20 @@ Example (a notebook)::
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hpctriton.config.models import ClusterConfig, Config
-from hpctriton.errors import (
-    CommandError,
-    HpctritonError,
-    PartialSubmitError,
-    RemoteError,
-    UsageError,
-)
-from hpctriton.render.bundle import make_run_id, render_bundle, resolve_target
-from hpctriton.results.model import Results
+from hpctriton.config import ClusterConfig, Config
+from hpctriton.errors import HpctritonError, PartialSubmitError, UsageError
+from hpctriton.render.bundle import make_run_id, render_bundle, runs_in_place
+from hpctriton.report.notebook import Results
 from hpctriton.runs import watch
 from hpctriton.runs.collect import CollectReport, collect
-from hpctriton.runs.record import JobRef, RunRecord, find_run, now_iso, runs_root, save_config
-from hpctriton.runs.states import JobState
-from hpctriton.schedulers.registry import Backend, get_backend
+from hpctriton.runs.record import RunRecord, find_run, now_iso, runs_root, save_config
+from hpctriton.runs.stage import set_aside, stage_bundle
+from hpctriton.schedulers import JobRef, JobState, Scheduler, get_scheduler
 from hpctriton.transport import Transport, open_transport
 
 log = logging.getLogger("hpctriton")
@@ -66,8 +59,9 @@ class Run:
         return self.record.n_tasks
 
     @property
-    def backend(self) -> Backend:
-        return get_backend(self.record.backend)
+    def scheduler(self) -> Scheduler[Any]:
+        """The scheduler the run was submitted to."""
+        return get_scheduler(self.record.backend)
 
     @property
     def transport(self) -> Transport:
@@ -96,7 +90,8 @@ class Run:
             >>> run.status().counts()
             {'succeeded': 20}
         """
-        return watch.status(self.transport, self.backend, self.record, scheduler=scheduler)
+        return watch.status(self.transport, self.scheduler, self.record,
+                            ask_scheduler=scheduler)
 
     def wait(self, timeout_s: float | None = None, progress: bool = False,
              **waiter_options: Any) -> watch.RunStatus:
@@ -109,7 +104,7 @@ class Run:
             <JobState.SUCCEEDED: 'succeeded'>
         """
         self._require_jobs("wait for")
-        waiter = watch.Waiter(self.transport, self.backend, self.record, **waiter_options)
+        waiter = watch.Waiter(self.transport, self.scheduler, self.record, **waiter_options)
         if not progress:
             return waiter.wait(timeout_s)
         from hpctriton.runs.progress import progress_bar
@@ -127,7 +122,10 @@ class Run:
         """
         chosen = list(range(self.n_tasks)) if tasks is None else self._checked(tasks)
         self._require_jobs("cancel")
-        self.backend.cancel(self.transport, self.record, chosen)
+        scheduler = self.scheduler
+        if not scheduler.capabilities.per_task_cancel:
+            self._refuse_partial_cancel(scheduler, chosen)
+        scheduler.cancel(self.transport, self.record, chosen)
         self.record.add_event("cancel", tasks=chosen)
         self.record.save()
 
@@ -138,6 +136,17 @@ class Run:
             raise UsageError(f"run {self.run_id} has tasks 0..{self.n_tasks - 1}; no task "
                              + ", ".join(map(str, bad)))
         return sorted(set(tasks))
+
+    def _refuse_partial_cancel(self, scheduler: Scheduler[Any], tasks: list[int]) -> None:
+        """A scheduler without per-task cancel stops every task of a submission: refuse
+        to cancel some of them rather than kill all."""
+        for task in tasks:
+            job = self.record.job_for_task(task)
+            if job is not None and not set(job.tasks) <= set(tasks):
+                raise UsageError(
+                    f"the {scheduler.name} scheduler starts a submission's tasks together and "
+                    f"cancels them together: cancel tasks {sorted(job.tasks)} at once (or the "
+                    "whole run)")
 
     def _require_jobs(self, what: str) -> None:
         if not self.record.jobs:
@@ -163,17 +172,9 @@ class Run:
         if not tasks:
             return []
         attempt = 1 + sum(1 for e in self.record.events if e.get("event") == "resubmit")
-        remote = shlex.quote(self.record.remote_dir)
-        moves = "".join(f"[ -e results/{t} ] && mv results/{t} results/{t}.attempt-{attempt}\n"
-                        for t in tasks)
-        self.transport.run_script(f"cd {remote} || exit 2\n{moves}true\n").check(
-            "setting earlier results aside")
-        for t in tasks:
-            local = self.record.results_dir / str(t)
-            if local.exists():
-                local.rename(local.with_name(f"{t}.attempt-{attempt}"))
+        set_aside(self.transport, self.record, tasks, attempt)
         try:
-            refs = self.backend.resubmit(self.transport, self.record, tasks)
+            refs = self.scheduler.resubmit(self.transport, self.record, tasks)
         except PartialSubmitError as exc:
             self.record.jobs += list(exc.made)
             self.record.add_event("resubmit", tasks=tasks, jobs=[r.job_id for r in exc.made],
@@ -198,7 +199,7 @@ class Run:
             current = self.status()
             tasks = [t for t, s in current.tasks.items()
                      if s.state.final or s.state == JobState.UNKNOWN]
-        return collect(self.transport, self.backend, self.record, list(tasks),
+        return collect(self.transport, self.scheduler, self.record, list(tasks),
                        Path(out_dir) if out_dir is not None else None)
 
     def results(self) -> Results:
@@ -217,7 +218,7 @@ class Run:
 
 @dataclass(frozen=True)
 class SubmitPlan:
-    """What ``submit`` does (``--dry-run`` prints it and stops)."""
+    """What :func:`submit` would do (``--dry-run`` prints it): see :func:`plan`."""
 
     run_id: str
     backend: str
@@ -233,25 +234,44 @@ class SubmitPlan:
                 "run_dir": str(self.run_dir)}
 
 
-def _remote_dir(transport: Transport, backend: Backend, cluster: ClusterConfig, run_id: str,
-                bundle_dir: Path, *, connect: bool = True) -> str:
-    """Where the run's bundle runs: in place for a local backend here, else
+def _remote_dir(transport: Transport, scheduler: Scheduler[Any], cluster: ClusterConfig,
+                run_id: str, bundle_dir: Path, *, connect: bool = True) -> str:
+    """Where the run's bundle runs (:func:`~hpctriton.render.bundle.runs_in_place`), else
     ``<workdir>/<run id>`` on the cluster (``connect=False``: workdir as written, for a
-    dry run that must not log in)."""
-    if backend.stage_in_place and cluster.host is None:
+    plan that must not log in)."""
+    if runs_in_place(scheduler, cluster):
         return str(bundle_dir.resolve())
     workdir = transport.resolve(cluster.workdir) if connect else cluster.workdir.rstrip("/")
     return str(PurePosixPath(workdir) / run_id)
 
 
+def plan(config: Config, cluster: str | None = None, *, backend: str | None = None,
+         runs_dir: str | Path | None = None, run_id: str | None = None) -> SubmitPlan:
+    """What :func:`submit` would do with the same arguments; nothing is written,
+    submitted or logged into.
+
+    Example::
+
+        >>> plan(load_config("hpctriton.yaml"), cluster="asgc-slurm").remote_dir
+        'hpctriton-runs/20261121-224033-asgc-slurm-1a2b'
+    """
+    cluster_name, cluster_cfg = config.target(cluster, backend)
+    scheduler = get_scheduler(cluster_cfg.backend)
+    run_id = run_id or make_run_id(config.name or cluster_name or cluster_cfg.backend)
+    run_dir = runs_root(runs_dir, config) / run_id
+    with open_transport(cluster_cfg) as transport:
+        remote = _remote_dir(transport, scheduler, cluster_cfg, run_id, run_dir / "bundle",
+                             connect=False)
+        return SubmitPlan(run_id, cluster_cfg.backend, cluster_name, transport.label, remote,
+                          scheduler.task_count(cluster_cfg, len(config.points())), run_dir)
+
+
 def submit(config: Config, cluster: str | None = None, *, backend: str | None = None,
-           wait: bool = False, progress: bool = False, dry_run: bool = False,
-           runs_dir: str | Path | None = None, run_id: str | None = None,
-           timeout_s: float | None = None) -> Run | SubmitPlan:
+           wait: bool = False, progress: bool = False, runs_dir: str | Path | None = None,
+           run_id: str | None = None, timeout_s: float | None = None) -> Run:
     """Render, stage, submit and record a run; optionally wait and collect.
 
-    Returns a :class:`Run` (a :class:`SubmitPlan` with ``dry_run=True``: nothing is
-    written or submitted).
+    :func:`plan` shows what this would do without doing it.
 
     Example::
 
@@ -259,23 +279,17 @@ def submit(config: Config, cluster: str | None = None, *, backend: str | None = 
         >>> run.run_id
         '20261121-224033-asgc-slurm-1a2b'
     """
-    cluster_name, cluster_cfg, backend_name = resolve_target(config, cluster, backend)
-    impl = get_backend(backend_name)
+    cluster_name, cluster_cfg = config.target(cluster, backend)
+    scheduler = get_scheduler(cluster_cfg.backend)
+    backend_name = cluster_cfg.backend
     run_id = run_id or make_run_id(config.name or cluster_name or backend_name)
-    root = runs_root(runs_dir, config)
-    run_dir = root / run_id
+    run_dir = runs_root(runs_dir, config) / run_id
     transport = open_transport(cluster_cfg)
     try:
-        if dry_run:
-            remote = _remote_dir(transport, impl, cluster_cfg, run_id, run_dir / "bundle",
-                                 connect=False)
-            n_tasks = impl.task_count(cluster_cfg, len(config.points()))
-            return SubmitPlan(run_id, backend_name, cluster_name, transport.label, remote,
-                              n_tasks, run_dir)
         bundle = render_bundle(config, run_dir / "bundle", cluster=cluster_name,
                                backend=backend_name, run_id=run_id)
-        remote = _remote_dir(transport, impl, cluster_cfg, run_id, bundle.path)
-        n_tasks = impl.task_count(cluster_cfg, bundle.n_tasks)
+        remote = _remote_dir(transport, scheduler, cluster_cfg, run_id, bundle.path)
+        n_tasks = scheduler.task_count(cluster_cfg, bundle.n_tasks)
         points = bundle.points if n_tasks == bundle.n_tasks else [bundle.points[0]] * n_tasks
         record = RunRecord(run_id=run_id, backend=backend_name, cluster=cluster_name,
                            host=transport.label, remote_dir=remote, n_tasks=n_tasks,
@@ -283,10 +297,10 @@ def submit(config: Config, cluster: str | None = None, *, backend: str | None = 
         save_config(record, config)
         record.save()
         if remote != str(bundle.path.resolve()):
-            _stage(transport, bundle.path, remote)
+            stage_bundle(transport, bundle.path, remote)
         tasks = list(range(n_tasks))
         try:
-            record.jobs = impl.submit(transport, record, tasks)
+            record.jobs = scheduler.submit(transport, record, tasks)
         except PartialSubmitError as exc:
             record.jobs = list(exc.made)
             record.add_event("partial-submit", error=str(exc))
@@ -306,23 +320,6 @@ def submit(config: Config, cluster: str | None = None, *, backend: str | None = 
         run.wait(timeout_s=timeout_s, progress=progress)
         run.collect()
     return run
-
-
-def _stage(transport: Transport, bundle_dir: Path, remote_dir: str) -> None:
-    """Create the remote folder (refusing to reuse one) and copy the bundle over SFTP."""
-    q = shlex.quote(remote_dir)
-    result = transport.run_script(
-        f"if [ -e {q} ]; then echo exists >&2; exit 17; fi; mkdir -p {q}/results")
-    if result.exit_code == 17:
-        raise RemoteError(f"{transport.label}:{remote_dir} already exists: choose another "
-                          "run id or remove it")
-    if result.exit_code != 0:
-        raise CommandError(result.script, result.exit_code, result.stdout, result.stderr,
-                           message=f"cannot create {remote_dir} on {transport.label} "
-                                   "(is the cluster's workdir writable?)")
-    files = [(p, p.relative_to(bundle_dir).as_posix())
-             for p in sorted(bundle_dir.rglob("*")) if p.is_file()]
-    transport.put_files(files, remote_dir)
 
 
 def open_run(run: str | None = None, *, runs_dir: str | Path | None = None,

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import click
 
 import hpctriton_probe
-from hpctriton.config.models import DEFAULT_CONFIG, Config, json_schema, load_config
+from hpctriton.config import DEFAULT_CONFIG, Config, json_schema, load_config
 from hpctriton.errors import ConfigError, HpctritonError
-from hpctriton.schedulers import registry as backends
+from hpctriton.schedulers import get_scheduler, names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +53,7 @@ def json_option(f: F) -> F:
 def cluster_options(f: F) -> F:
     f = click.option("--cluster", help="A cluster named under clusters: in the config.")(f)
     return click.option(
-        "--backend", type=click.Choice(backends.names()),
+        "--backend", type=click.Choice(names()),
         help="Override the cluster's backend (or pick one without clusters in the config).",
     )(f)
 
@@ -165,7 +165,7 @@ def render(config_path: str, cluster: str | None, backend: str | None,
                f"{bundle.n_tasks} task{'s' if bundle.n_tasks != 1 else ''}) in {bundle.path}/")
     for name in files:
         click.echo(f"  {name}")
-    how = backends.get_backend(bundle.backend).manual_command
+    how = get_scheduler(bundle.backend).manual_command
     click.echo(f"run it by hand: cd {bundle.path} && {how}")
 
 
@@ -240,7 +240,6 @@ def demo(config_path: str | None, runs_dir: str, http_port: int | None,
     The whole main job on this machine: render -> submit (local backend) -> the probe
     checks a real Triton -> collect -> report. The server stops when the demo ends.
     """
-    from hpctriton.api import Run
     from hpctriton.api import submit as api_submit
     from hpctriton.report.terminal import print_results
     from hpctriton.tools.demo import demo_config, demo_server
@@ -258,7 +257,6 @@ def demo(config_path: str | None, runs_dir: str, http_port: int | None,
             + " ".join(f"--set {o}" for o in server.overrides()))
         config = demo_config(server, runs_dir, config_path)
         run = api_submit(config, backend="local", wait=True, progress=not as_json)
-        assert isinstance(run, Run)
         with run:
             status = run.status()
             results = run.results()
@@ -421,20 +419,20 @@ def submit(config_path: str, cluster: str | None, backend: str | None,
            overrides: tuple[str, ...], wait_: bool, timeout_s: float | None, dry_run: bool,
            runs_dir: str | None, as_json: bool) -> None:
     """Render, stage over SSH, submit and record a run (see `hpctriton runs`)."""
-    from hpctriton.api import SubmitPlan
+    from hpctriton.api import plan as api_plan
     from hpctriton.api import submit as api_submit
 
     config = load(config_path, overrides)
-    result = api_submit(config, cluster, backend=backend, dry_run=dry_run, runs_dir=runs_dir)
-    if isinstance(result, SubmitPlan):
+    if dry_run:
+        plan = api_plan(config, cluster, backend=backend, runs_dir=runs_dir)
         if as_json:
-            emit_json({"dry_run": True, **result.to_json()})
+            emit_json({"dry_run": True, **plan.to_json()})
         else:
-            click.echo(f"dry run: would submit run {result.run_id} ({result.backend}, "
-                       f"{result.n_tasks} task{'s' if result.n_tasks != 1 else ''}) to "
-                       f"{result.host}:{result.remote_dir}; record in {result.run_dir}")
+            click.echo(f"dry run: would submit run {plan.run_id} ({plan.backend}, "
+                       f"{plan.n_tasks} task{'s' if plan.n_tasks != 1 else ''}) to "
+                       f"{plan.host}:{plan.remote_dir}; record in {plan.run_dir}")
         return
-    run = result
+    run = api_submit(config, cluster, backend=backend, runs_dir=runs_dir)
     with run:
         jobs = ", ".join(j.job_id for j in run.record.jobs)
         if not as_json:
@@ -614,18 +612,19 @@ def compare(run_refs: tuple[str, ...], runs_dir: str | None, config_path: str | 
             html_path: str | None, as_json: bool) -> None:
     """Compare runs side by side: the first is the baseline, differences are B - A."""
     from hpctriton.errors import UsageError
-    from hpctriton.report import compare_runs
+    from hpctriton.report import compare_runs, comparison_json, write_comparison_html
+    from hpctriton.report.terminal import print_comparison
 
     if len(run_refs) < 2:
         raise UsageError("compare needs at least two runs")
     runs = [open_cli_run(ref, runs_dir, config_path) for ref in run_refs]
     comparison = compare_runs(runs)
     if html_path:
-        comparison.write_html(html_path)
+        write_comparison_html(comparison, html_path)
     if as_json:
-        emit_json(comparison.to_json())
+        emit_json(comparison_json(comparison))
     else:
-        comparison.print()
+        print_comparison(comparison)
         if html_path:
             click.echo(f"wrote {html_path}", err=True)
 

@@ -15,9 +15,13 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple
 
 from hpctriton_probe import __version__
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultsDocument
+    from hpctriton_probe.spec import Spec, TaskSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 70
 
@@ -51,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def format_line(entry: dict) -> str:
+def format_line(entry: Mapping[str, Any]) -> str:
     """``PASS  infer      grpc  simple            0.004s  2 output(s) ok ...``."""
     return "{:<5} {:<10} {:<5} {:<24} {:>7.3f}s  {}".format(
         entry["status"].upper(), entry["check"], entry["protocol"] or "-",
@@ -67,7 +71,7 @@ def _setup_log(path: str) -> logging.Handler:
     return handler
 
 
-def _write_junit(task_dir: str, results: dict) -> None:
+def _write_junit(task_dir: str, results: ResultsDocument) -> None:
     from hpctriton_probe.junit import results_to_junit
     from hpctriton_probe.results import atomic_write
 
@@ -79,7 +83,7 @@ def _default_task() -> int:
     return int(value) if value.isdigit() else 0
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``probe.pyz``; returns the exit code."""
     try:
         args = _parser().parse_args(argv)
@@ -124,7 +128,7 @@ def main(argv: Optional[list] = None) -> int:
     base_dir = os.path.dirname(os.path.abspath(args.spec))
     on_result = None if args.quiet else (lambda e: write_stdout_line(format_line(e)))
 
-    def body() -> dict:
+    def body() -> ResultsDocument:
         from hpctriton_probe.runner import run_task
 
         log.info("hpctriton probe %s on Python %s (%s); spec %s, task %d, run %s",
@@ -154,7 +158,7 @@ def main(argv: Optional[list] = None) -> int:
     return code
 
 
-def _load_rank_main(args: argparse.Namespace, spec: object, task: object, task_dir: str,
+def _load_rank_main(args: argparse.Namespace, spec: Spec, task: TaskSpec, task_dir: str,
                     rank: int, ranks: int) -> int:
     """A rank > 0 of a load from several tasks: only the load, its own log and rank
     file under ``<task_dir>/load/``; nothing on stdout (rank 0 reports)."""
@@ -164,13 +168,14 @@ def _load_rank_main(args: argparse.Namespace, spec: object, task: object, task_d
     except OSError as exc:
         sys.stderr.write(f"probe: cannot create {load_dir}: {exc}\n")
         return EXIT_USAGE
+
     def body() -> int:
         from hpctriton_probe.runner import run_load_rank
 
         log.info("hpctriton probe %s, load rank %d of %d on Python %s", __version__, rank,
                  ranks, sys.version.split()[0])
-        return run_load_rank(task, task_dir, rank=rank, ranks=ranks,  # type: ignore[arg-type]
-                             start_at=args.load_start_at, run_id=getattr(spec, "run_id", ""),
+        return run_load_rank(task, task_dir, rank=rank, ranks=ranks,
+                             start_at=args.load_start_at, run_id=spec.run_id,
                              base_dir=os.path.dirname(os.path.abspath(args.spec)),
                              handle_sigterm=True)
 

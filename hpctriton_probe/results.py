@@ -16,12 +16,15 @@ import signal
 import socket
 import sys
 import tempfile
-from typing import Any, Callable, Optional
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from hpctriton_probe import __version__
 
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry, ResultsDocument, RunInfo, Summary
+
 RESULTS_SCHEMA_VERSION = 1
-STATUSES = ("pass", "fail", "error", "skip")
 
 #: Exit code of a probe stopped by SIGTERM (128 + 15, as a shell reports it).
 EXIT_INTERRUPTED = 143
@@ -67,11 +70,11 @@ def tritonclient_version() -> Optional[str]:
     return name[len("tritonclient-"):].rsplit(".", 1)[0]
 
 
-def new_results(run_id: str, task: int, *, environ: Optional[dict] = None,
-                extra_run: Optional[dict] = None) -> dict:
+def new_results(run_id: str, task: int, *,
+                environ: Optional[Mapping[str, str]] = None) -> ResultsDocument:
     """An empty results document for one task, with the run's identity filled in."""
     env = os.environ if environ is None else environ
-    run = {
+    run: RunInfo = {
         "run_id": run_id,
         "task": task,
         "hostname": socket.gethostname(),
@@ -87,23 +90,19 @@ def new_results(run_id: str, task: int, *, environ: Optional[dict] = None,
             "tritonclient": tritonclient_version(),
         },
     }
-    if extra_run:
-        run.update(extra_run)
     return {"schema_version": RESULTS_SCHEMA_VERSION, "run": run, "checks": [],
             "summary": summarize([])}
 
 
-def summarize(checks: list) -> dict:
+def summarize(checks: Sequence[ResultEntry]) -> Summary:
     """Counts per status; ``ok`` is true when nothing failed or errored."""
-    counts = {s: 0 for s in STATUSES}
-    for entry in checks:
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    counts["total"] = len(checks)
-    counts["ok"] = counts["fail"] == 0 and counts["error"] == 0
-    return counts
+    counts = Counter(entry["status"] for entry in checks)
+    return {"pass": counts["pass"], "fail": counts["fail"], "error": counts["error"],
+            "skip": counts["skip"], "total": len(checks),
+            "ok": counts["fail"] == 0 and counts["error"] == 0}
 
 
-def exit_code(results: dict) -> int:
+def exit_code(results: ResultsDocument) -> int:
     """0 all passed (skips allowed), 1 a check failed or errored, 143 interrupted."""
     if results["run"].get("interrupted"):
         return EXIT_INTERRUPTED
@@ -150,7 +149,7 @@ class ResultsWriter:
         self.path = os.path.join(out_dir, name)
         self.writing = False
 
-    def write(self, results: dict, durable: bool = False) -> None:
+    def write(self, results: ResultsDocument, durable: bool = False) -> None:
         """Rewrite the file; ``durable`` (the last write of a run) also fsyncs."""
         results["summary"] = summarize(results["checks"])
         # Indented only at the end: json's fast C encoder works only without indent,

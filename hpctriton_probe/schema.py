@@ -12,16 +12,20 @@ blocks): ``typing.TypedDict`` is Python 3.8+, and the probe itself runs on older
 interpreters too.
 """
 
-from typing import Any, Dict, List, Optional, TypedDict
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
 #: ``status`` of an entry: passed, failed (the server answered wrongly or not at all),
 #: error (the probe could not perform the check), skip (not applicable: see message).
-Status = str
+Status = Literal["pass", "fail", "error", "skip"]
 
 
 class ResultEntry(TypedDict):
     """One line of ``results.json``'s ``checks``: a check, on one protocol, for one
-    model (``protocol`` and ``model`` are null where they do not apply)."""
+    model (``protocol`` and ``model`` are null where they do not apply).
+
+    ``details`` is each check's own; the load check's follow ``LoadSetupDetails`` (its
+    first entry, ``model`` null) and ``LoadPointDetails`` (one model at one point).
+    """
 
     check: str
     protocol: Optional[str]
@@ -94,10 +98,11 @@ class StateFile(TypedDict):
     with the exit code."""
 
     schema_version: int
-    phase: str
+    phase: Literal["running", "finished"]
     task: int
-    job_id: Optional[str]
-    host: Optional[str]
+    #: The scheduler's job id (``ARRAYID_TASK`` for arrays); empty when it gave none.
+    job_id: str
+    host: str
     started_at: str
     finished_at: Optional[str]
     exit_code: Optional[int]
@@ -128,28 +133,29 @@ class LoadTotals(TypedDict):
     unanswered: int
 
 
+class WindowFigures(TypedDict):
+    """One measurement window: answers per second and their mean latency."""
+
+    rps: float
+    avg_ms: Optional[float]
+
+
 class LoadWindows(TypedDict):
+    """The windows a point ran (``run``) and those its figures come from (``used``)."""
+
     run: int
     used: List[int]
     window_s: float
-    figures: List[Dict[str, Optional[float]]]
+    figures: List[WindowFigures]
 
 
-class _LoadPointRequired(TypedDict):
-    mode: str
-    schedule: Optional[str]
-    batch_size: int
-    protocol: str
-    streaming: bool
-    load_index: int
-    point_index: int
-    tasks: int
-    rank: Optional[int]
+class _LoadFiguresRequired(TypedDict):
     throughput_rps: Optional[float]
     throughput_infer_s: Optional[float]
     requests: int
     duration_s: float
     latency_ms: LatencyMs
+    #: Failed requests in the windows used, by kind; ``errors_total`` over the point.
     errors: Dict[str, int]
     stable: bool
     windows: LoadWindows
@@ -158,6 +164,32 @@ class _LoadPointRequired(TypedDict):
     error_codes: Dict[str, int]
     error_examples: Dict[str, str]
     inferences_per_request: int
+
+
+class LoadFigures(_LoadFiguresRequired, total=False):
+    """One model's figures at one point (``loadstats.point_summary``), from one task's
+    windows or from the windows of several tasks merged."""
+
+    #: Open loop: how late the client sent, against the schedule.
+    send_lag_ms: Dict[str, Optional[float]]
+    #: The server's statistics over the point (rank 0), and its metrics' differences.
+    server: Dict[str, Any]
+    #: Server successes equal the client's answers (absent where it cannot be said).
+    counts_match: bool
+
+
+class _LoadPointRequired(LoadFigures):
+    mode: str
+    schedule: Optional[str]
+    batch_size: int
+    protocol: str
+    streaming: bool
+    load_index: int
+    point_index: int
+    #: How many tasks made the load; ``rank`` is this one, or null for figures merged
+    #: over every task.
+    tasks: int
+    rank: Optional[int]
     client: Dict[str, Any]
 
 
@@ -170,30 +202,23 @@ class LoadPointDetails(_LoadPointRequired, total=False):
 
     concurrency: int
     request_rate: float
-    #: Open loop: how late the client sent, against the schedule.
-    send_lag_ms: Dict[str, Optional[float]]
-    #: The server's statistics over the point (rank 0), and its metrics' differences.
-    server: Dict[str, Any]
-    #: Server successes equal the client's answers (absent where it cannot be said).
-    counts_match: bool
-    #: Several tasks: how late each task started the point.
-    late_s: Any
-    outputs_seen: Any
+    #: How late the task started the point against its schedule (merged: by rank);
+    #: absent when zero.
+    late_s: Union[float, Dict[str, float]]
+    #: Output names in the model's first answer, or why they could not be read.
+    outputs_seen: Union[List[str], str]
 
 
-class LoadSetupDetails(TypedDict, total=False):
-    """``details`` of the load check's first entry (``model`` null): how it ran."""
-
+class _LoadSetupRequired(TypedDict):
     protocol: str
     streaming: bool
     mode: str
-    concurrency: List[int]
-    request_rate: List[float]
     schedule: Optional[str]
     batch_size: int
     warmup_s: float
     window_s: float
     stability: Dict[str, Any]
+    #: Per model prepared for load: its inputs and requests.
     models: Dict[str, Dict[str, Any]]
     load_index: int
     tasks: int
@@ -201,6 +226,16 @@ class LoadSetupDetails(TypedDict, total=False):
     rank: int
     engine: str
     rlimit_nofile: Dict[str, Any]
+    #: Files written beside ``results.json`` (empty without a results folder).
     files: Dict[str, str]
     host: str
+
+
+class LoadSetupDetails(_LoadSetupRequired, total=False):
+    """``details`` of the load check's first entry (``model`` null): how it ran. The
+    points are under the key named by ``mode``."""
+
+    concurrency: List[int]
+    request_rate: List[float]
+    #: Set when the check asked for more tasks than the job started.
     tasks_note: str

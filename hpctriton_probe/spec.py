@@ -338,7 +338,7 @@ class LoadOptions:
 
 
 #: Check name -> its options class. The order is the default suite's order.
-CHECK_OPTIONS = {
+CHECK_OPTIONS: Dict[str, Any] = {
     "health": HealthOptions,
     "metadata": MetadataOptions,
     "keepalive": KeepaliveOptions,
@@ -346,7 +346,7 @@ CHECK_OPTIONS = {
     "statistics": StatisticsOptions,
     "metrics": MetricsOptions,
     "load": LoadOptions,  # not in DEFAULT_CHECKS: a load test is asked for by name
-}  # type: Dict[str, Any]
+}
 
 DEFAULT_CHECKS = ["health", "metadata", "keepalive", "infer", "statistics", "metrics"]
 

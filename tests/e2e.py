@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hpctriton.config.models import Config, config_from_data
+from hpctriton.config import Config, config_from_data
 
 DEFAULT_CHECKS = ["health", "metadata", "keepalive", "infer", "statistics", "metrics"]
 

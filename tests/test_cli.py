@@ -28,7 +28,7 @@ def test_init_writes_a_starter_that_validates_and_refuses_to_overwrite(tmp_path:
     path = tmp_path / "hpctriton.yaml"
     result = runner.invoke(cli, ["init", str(path)])
     assert result.exit_code == 0 and path.is_file()
-    from hpctriton.config.models import load_config
+    from hpctriton.config import load_config
 
     assert load_config(path).models == ["simple"]
     again = runner.invoke(cli, ["init", str(path)])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hpctriton.config.models import config_from_data, json_schema, load_config
+from hpctriton.config import config_from_data, json_schema, load_config
 from hpctriton.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

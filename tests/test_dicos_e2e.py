@@ -20,7 +20,7 @@ from e2e import make_config
 
 from hpctriton.api import Run, submit
 from hpctriton.errors import CollectError, RemoteError
-from hpctriton.runs.states import JobState
+from hpctriton.schedulers import JobState
 
 pytestmark = pytest.mark.service
 
@@ -52,7 +52,6 @@ def test_submit_wait_getoutput_collect_every_check_passes(tmp_path, sshd, triton
                                                           dicos_state) -> None:
     config = dicos_config(tmp_path, triton, sshd, dicos_state)
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         job = run.record.jobs[0]
         assert job.job_id.isdigit() and job.extra["task_id"].isdigit()
@@ -70,7 +69,6 @@ def test_three_copies_with_j3(tmp_path, sshd, triton, dicos_state) -> None:
     config = dicos_config(tmp_path, triton, sshd, dicos_state, checks=["health"],
                           cluster={"dicos": {"jobs": 3}})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         assert run.n_tasks == 3 and len({j.job_id for j in run.record.jobs}) == 3
         assert len({j.extra["task_id"] for j in run.record.jobs}) == 1
@@ -84,7 +82,6 @@ def test_sweep_uses_one_task_with_an_argument_list(tmp_path, sshd, triton,
     config = dicos_config(tmp_path, triton, sshd, dicos_state, checks=["health"],
                           sweep={"models": [["simple"], ["echo_bytes"]]})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         run.collect()
@@ -99,7 +96,6 @@ def test_twenty_jobs_are_all_seen_beyond_the_15_row_default(tmp_path, sshd, trit
     config = dicos_config(tmp_path, triton, sshd, dicos_state, checks=["health"],
                           cluster={"dicos": {"jobs": 20}})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run, 240)
         status = run.status()
@@ -112,7 +108,6 @@ def test_cancel(tmp_path, sshd, triton, dicos_state) -> None:
     config = dicos_config(tmp_path, triton, sshd, dicos_state,
                           checks=[{"keepalive": {"calls": 2, "period_s": 60}}])
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run.cancel()
         run_to_end(run, 60)
@@ -123,7 +118,6 @@ def test_name_with_spaces_is_made_dicos_safe(tmp_path, sshd, triton, dicos_state
     config = dicos_config(tmp_path, triton, sshd, dicos_state, checks=["health"],
                           cluster={"dicos": {"name": "my triton check, with spaces!"}})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         out = subprocess.run([str(EMULATOR), "job", "status", run.record.jobs[0].job_id],
@@ -136,7 +130,6 @@ def test_name_with_spaces_is_made_dicos_safe(tmp_path, sshd, triton, dicos_state
 def test_error_lines_become_clear_failures(tmp_path, sshd, triton, dicos_state) -> None:
     config = dicos_config(tmp_path, triton, sshd, dicos_state, checks=["health"])
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         (dicos_state / "inject.json").write_text(json.dumps({"fail": "download"}))
@@ -157,7 +150,6 @@ def test_resubmit_records_the_new_job(tmp_path, sshd, triton, dicos_state) -> No
     config = dicos_config(tmp_path, triton, sshd, dicos_state, checks=["health"],
                           server={"http_port": free_port(), "grpc_port": free_port()})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         assert run.status().tasks[0].state == JobState.FAILED

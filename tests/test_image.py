@@ -14,7 +14,7 @@ import pytest
 from e2e import cluster_block
 from fixtures_services import STANDIN_DIR, StandIns
 
-from hpctriton.config.models import ClusterConfig, Config, config_from_data
+from hpctriton.config import ClusterConfig, Config, config_from_data
 from hpctriton.errors import CommandError, UsageError
 from hpctriton.tools.compat import IMAGE
 from hpctriton.tools.image import (

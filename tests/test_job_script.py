@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpctriton.config.models import config_from_data
+from hpctriton.config import config_from_data
 from hpctriton.render.bundle import Bundle, render_bundle
 
 STAND_INS = Path(__file__).resolve().parent / "stand-ins"

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpctriton.runs.merge import MERGED_CSV, MERGED_JSON, load_tasks, merge_docs, merge_task_dir
+from hpctriton.config import load_tasks
+from hpctriton.runs.merge import MERGED_CSV, MERGED_JSON, merge_docs, merge_task_dir
 from hpctriton_probe.load import stats as loadstats
 from hpctriton_probe.load.generator import ModelRecorder
 from hpctriton_probe.load.hist import RELATIVE_ERROR
@@ -148,7 +149,7 @@ def test_load_options_are_checked(options: dict, message: str) -> None:
 
 
 def _config(tmp_path: Path, load: dict, slurm: dict | None = None) -> object:
-    from hpctriton.config.models import config_from_data
+    from hpctriton.config import config_from_data
 
     image = tmp_path / "img.sif"
     image.write_bytes(b"x")

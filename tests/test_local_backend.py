@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from e2e import make_config
 
-from hpctriton.api import Run, open_run, submit
-from hpctriton.runs.states import JobState
+from hpctriton.api import open_run, submit
+from hpctriton.schedulers import JobState
 
 pytestmark = pytest.mark.service
 
@@ -17,7 +17,6 @@ def test_on_this_machine_runs_in_place_and_collects(tmp_path, triton) -> None:
     config = make_config(tmp_path, triton, None, backend="local", container=NO_CONTAINER,
                          sweep={"models": [["simple"], ["echo_bytes"]]})
     run = submit(config, "test", wait=True)
-    assert isinstance(run, Run)
     with run:
         assert run.record.remote_dir == str((run.path / "bundle").resolve())
         assert run.status().overall == JobState.SUCCEEDED
@@ -33,7 +32,6 @@ def test_over_ssh_on_a_remote_host(tmp_path, sshd, triton) -> None:
                          cluster={"python": sys.executable, "local": {"parallel": 2}},
                          sweep={"probe.timeout_s": [3, 4, 5]})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         assert run.record.remote_dir.startswith(str(tmp_path / "remote"))
         assert run.wait(timeout_s=120).done
@@ -46,7 +44,6 @@ def test_cancel_interrupts_the_running_tasks(tmp_path, triton) -> None:
     config = make_config(tmp_path, triton, None, backend="local", container=NO_CONTAINER,
                          checks=[{"keepalive": {"calls": 2, "period_s": 60}}])
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run.wait(timeout_s=1.5)
         run.cancel()

@@ -21,7 +21,7 @@ import pytest
 from fixtures_triton import RESTRICTED_KEY, RESTRICTED_VALUE, HTTPSProxy, TLSFiles
 from service_policy import unavailable
 
-from hpctriton.config.models import config_from_data
+from hpctriton.config import config_from_data
 from hpctriton.render.bundle import render_bundle
 from hpctriton.testing import TritonServer
 from hpctriton.tools.compat import MATRIX, NEWEST, PROBE_MIN_PYTHON, CompatTarget

@@ -279,8 +279,8 @@ def test_probe_sources_parse_as_python_3_8() -> None:
 def test_importing_the_probe_imports_nothing_but_the_standard_library() -> None:
     code = ("import sys, hpctriton_probe.cli, hpctriton_probe.runner, hpctriton_probe.junit, "
             "hpctriton_probe.load.inputs, hpctriton_probe.net.prom, hpctriton_probe.checks\n"
-            "from hpctriton_probe import checks\n"
-            "[checks.module(n) for n in checks.CHECK_MODULES]\n"
+            "from hpctriton_probe import checks, spec\n"
+            "[checks.by_name(n) for n in spec.CHECK_OPTIONS]\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('numpy', 'tritonclient', 'grpc', 'gevent', 'geventhttpclient', 'hpctriton'))\n"
             "print(bad)")

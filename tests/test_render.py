@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpctriton.config.models import config_from_data, load_config
+from hpctriton.config import config_from_data, load_config
 from hpctriton.errors import ConfigError, RenderError
 from hpctriton.render.bundle import render_bundle
 from hpctriton.schedulers.dicos.scheduler import dicos_name

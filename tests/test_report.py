@@ -1,7 +1,7 @@
 """Reports without a server: the HTML page, JUnit XML, the notebook view, dataframes,
-plots, the load adapter and run comparisons, from the hand-made run folders
-``tests/data/report_*`` (written by ``tests/data/make_report_fixtures.py``; their load
-entries follow the shape documented in ``hpctriton/report/load.py``)."""
+plots, the load adapter and run comparisons, from the run folders ``tests/data/report_*``
+that ``tests/data/make_report_fixtures.py`` made by running the real probe against real
+Triton servers (its docstring says what each run holds)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,23 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from hpctriton.report import compare_runs, junit_xml, write_html_report, write_junit
+from hpctriton.report import (
+    compare_runs,
+    comparison_json,
+    junit_xml,
+    write_comparison_html,
+    write_html_report,
+    write_junit,
+)
 from hpctriton.report import html as html_mod
-from hpctriton.report.terminal import print_results
-from hpctriton.results.load import load_points, point_from_dict
+from hpctriton.report.notebook import Results
+from hpctriton.report.terminal import print_comparison, print_results
+from hpctriton.results.load import load_points, point_of_entry
 from hpctriton.results.measures import task_scopes
 from hpctriton.results.model import (
     DATAFRAME_COLUMNS,
     LOAD_DATAFRAME_COLUMNS,
     CheckResult,
-    Results,
     TaskResults,
 )
 from hpctriton_probe.junit import results_to_junit
@@ -43,13 +50,19 @@ def _doc(folder: Path, task: int = 0) -> dict[str, Any]:
     return data
 
 
+def _run_json(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / "run.json").read_text())
+    return data
+
+
 def _raw_point(folder: Path, model: str, level: int, task: int = 0) -> dict[str, Any]:
-    """A load point read straight from the fixture file (not through the adapter)."""
+    """A load point's details read straight from the fixture file (not through the
+    adapter); ``level`` is the concurrency or the request rate."""
     for entry in _doc(folder, task)["checks"]:
-        if entry["check"] == "load" and entry["model"] == model:
-            for point in entry["details"]["points"]:
-                if point.get("concurrency") == level:
-                    return dict(point)
+        details = entry["details"]
+        if (entry["check"] == "load" and entry["model"] == model
+                and details.get(details.get("mode", "")) == level):
+            return dict(details)
     raise KeyError((model, level))
 
 
@@ -94,8 +107,8 @@ def test_html_report_is_one_self_contained_file_with_the_plots(tmp_path: Path) -
     for section in ('id="summary"', 'id="load"', 'id="models"', 'id="timeline"',
                     'id="checks"'):
         assert section in text
-    assert "20261120-100000-triton-ab12" in text and ">OK<" in text
-    assert "bert-high" in text and "slurm-ui01.twgrid.org" in text
+    assert _run_json(RUN_A)["run_id"] in text and ">OK<" in text
+    assert "paced_high" in text and "local · fixtures · localhost" in text  # run.json's
     assert out.stat().st_mode & 0o044  # readable by others: a report is for sharing
 
 
@@ -109,11 +122,11 @@ def test_html_report_of_a_sweep_has_a_section_per_task_with_its_point(tmp_path: 
         end = text.find('id="task-', start + 5)
         section = text[start:end if end > 0 else len(text)]
         host = point["server.host"]
-        assert f"server.host={host}, models=[resnet]" in section, task
+        assert f"server.host={host}, models=[paced]" in section, task
     # task 3 died before the probe started: no results.json, exit code 127
     task3 = text[text.index('id="task-3"'):]
     assert "No results.json" in task3 and "exit 127" in task3
-    # the task matrix links every task; the failed infer shows as 0/2 for gpu02
+    # the task matrix links every task
     assert all(f'href="#task-{t}"' in text for t in range(4))
     # load figure per task with load results, plus the overview, models and timeline
     assert len(_pngs(text)) == 1 + 1 + 1 + 3
@@ -151,12 +164,12 @@ def test_junit_parses_and_counts_failures_and_tasks_without_results(tmp_path: Pa
     root = ET.parse(out).getroot()
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == [f"hpctriton.task{t}" for t in range(4)]
-    assert root.get("failures") == "2"  # infer http + grpc on gpu02
+    assert root.get("failures") == "5"  # 127.0.0.2: infer http + grpc, its 3 load points
     assert root.get("errors") == "1"  # task 3: no results.json
     total = sum(len(_doc(SWEEP, t)["checks"]) for t in range(3)) + 1
     assert int(root.get("tests", "0")) == total == len(list(root.iter("testcase")))
     failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
-    assert failed == ["infer[http] resnet", "infer[grpc] resnet"]
+    assert failed == ["infer[http] paced", "infer[grpc] paced", *["load[grpc] paced"] * 3]
     error = next(c for c in root.iter("testcase") if c.find("error") is not None)
     assert "exit code 127" in (error.find("error").get("message") or "")  # type: ignore[union-attr]
 
@@ -181,16 +194,18 @@ def test_results_ok_per_check_access_and_failures() -> None:
     assert not sweep.ok
     assert sweep.missing_tasks == []  # task 3 has a state.json, so it is present...
     assert not sweep.task(3).has_results and sweep.task(3).exit_code == 127  # ...but bad
-    assert [f.name for f in sweep.failures] == ["infer[http] resnet", "infer[grpc] resnet"]
+    assert [f.name for f in sweep.failures] == ["infer[http] paced", "infer[grpc] paced",
+                                                *["load[grpc] paced"] * 3]
+    assert {f.task for f in sweep.failures} == {1}
     assert {c.task for c in sweep["infer"]} == {0, 1, 2}
     assert sweep.check_names == ["health", "metadata", "keepalive", "infer", "load",
                                  "statistics"]
     assert isinstance(sweep[0], CheckResult) and sweep[0].check == "health"
     with pytest.raises(KeyError, match="present: health"):
         sweep["metrics"]
-    assert sweep.task(1).point == {"server.host": "gpu02", "models": ["resnet"]}
+    assert sweep.task(1).point == {"server.host": "127.0.0.2", "models": ["paced"]}
     run_a = Results.from_run_dir(RUN_A)
-    assert run_a.ok and run_a.models == ["bert-high", "bert-low"]
+    assert run_a.ok and run_a.models == ["paced_high", "paced_low"]
     assert not Results.from_dir(RUN_A / "results", expected_tasks=2).ok  # task 1 missing
 
 
@@ -218,14 +233,14 @@ def test_to_dataframe_has_the_documented_columns_and_sweep_keys() -> None:
     df = res.to_dataframe()
     assert list(df.columns) == [*DATAFRAME_COLUMNS, "server.host", "models"]
     assert len(df) == len(res.checks)
-    assert set(df["server.host"]) == {"gpu01", "gpu02", "gpu03"}
-    assert set(df["models"]) == {'["resnet"]'}  # JSON text: groupby works on it
-    assert df.groupby("status").size().to_dict() == {"fail": 2, "pass": 34}
+    assert set(df["server.host"]) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    assert set(df["models"]) == {'["paced"]'}  # JSON text: groupby works on it
+    assert df.groupby("status").size().to_dict() == {"fail": 5, "pass": 46}
     load = res.load_dataframe()
     assert list(load.columns) == [*LOAD_DATAFRAME_COLUMNS, "server.host", "models"]
-    row = load[(load.task == 0) & (load.load == 4)].iloc[0]
-    assert row.p99_ms == _raw_point(SWEEP, "resnet", 4)["latency_ms"]["p99"]
-    assert row["mode"] == "concurrency" and row["server.host"] == "gpu01"
+    row = load[(load.task == 0) & (load.load == 40)].iloc[0]
+    assert row.p99_ms == _raw_point(SWEEP, "paced", 40)["latency_ms"]["p99"]
+    assert row["mode"] == "request_rate" and row["server.host"] == "127.0.0.1"
 
 
 def test_to_dataframe_without_pandas_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,8 +257,8 @@ def test_plot_draws_load_curves_per_model_and_falls_back_to_the_timeline() -> No
     assert len(fig.axes) == 4  # two models x (latency, throughput)
     assert fig._repr_png_().startswith(b"\x89PNG")  # type: ignore[attr-defined]  # Jupyter
     titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert "bert-high · grpc · concurrency: latency" in titles
-    assert len(Results.from_run_dir(RUN_A).plot(model="bert-low").axes) == 2
+    assert "paced_high · grpc · concurrency: latency" in titles
+    assert len(Results.from_run_dir(RUN_A).plot(model="paced_low").axes) == 2
     plain = _tiny()
     assert isinstance(plain.plot(), Figure)  # no load results: the timeline
     with pytest.raises(ValueError, match="no load results"):
@@ -252,9 +267,9 @@ def test_plot_draws_load_curves_per_model_and_falls_back_to_the_timeline() -> No
 
 
 def test_reports_import_neither_matplotlib_nor_pandas_until_drawing() -> None:
-    code = ("import sys, hpctriton.results.model, hpctriton.report, hpctriton.report.html, "
-            "hpctriton.report.compare, hpctriton.report.plots\n"
-            "from hpctriton.results.model import Results\n"
+    code = ("import sys, hpctriton.results.model, hpctriton.results.compare, hpctriton.report, "
+            "hpctriton.report.html, hpctriton.report.compare_html, hpctriton.report.plots\n"
+            "from hpctriton.report.notebook import Results\n"
             f"r = Results.from_run_dir({str(RUN_A)!r}); r._repr_html_(); r.load_points()\n"
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
             "assert 'pandas' not in sys.modules, 'pandas imported'\n"
@@ -280,34 +295,40 @@ def test_terminal_report_lists_load_points(tmp_path: Path) -> None:
 def test_load_points_read_the_documented_shape() -> None:
     points = load_points(Results.from_run_dir(RUN_A))
     assert len(points) == 8
-    p = next(p for p in points if p.model == "bert-high" and p.load == 8)
-    raw = _raw_point(RUN_A, "bert-high", 8)
+    p = next(p for p in points if p.model == "paced_high" and p.load == 8)
+    raw = _raw_point(RUN_A, "paced_high", 8)
     assert (p.mode, p.protocol, p.task) == ("concurrency", "grpc", 0)
     assert p.throughput_rps == raw["throughput_rps"]
     assert p.latency_ms == raw["latency_ms"] and p.stable is True and p.errors == 0
     assert p.server["compute_infer_avg_ms"] == raw["server"]["compute_infer_avg_ms"]
-    rate = [p for p in load_points(Results.from_run_dir(SWEEP)) if p.mode == "request_rate"]
-    assert [p.load for p in rate] == [100, 150, 200, 250, 300]
-    assert [p.errors for p in rate] == [0, 0, 0, 7, 7] and rate[-1].stable is False
-    assert rate[-1].errors_by_kind == {"timeout": 7, "server": 0}
+    rate = load_points(Results.from_run_dir(SWEEP))
+    assert {p.mode for p in rate} == {"request_rate"}
+    assert [p.load for p in rate if p.task == 0] == [20, 40, 60]
+    overloaded = next(p for p in rate if p.task == 0 and p.load == 60)
+    assert overloaded.stable is False and overloaded.errors == 0
+    broken = [p for p in rate if p.task == 1]  # every request failed
+    assert [p.errors_by_kind for p in broken] == [
+        _raw_point(SWEEP, "paced", level, task=1)["errors"] for level in (20, 40, 60)]
+    assert all(p.errors == p.errors_by_kind["server"] > 0 for p in broken)
+    assert all(p.throughput_rps == 0 and p.latency("p99") is None for p in broken)
 
 
-def test_load_adapter_tolerates_flat_keys_and_single_point_details() -> None:
-    p = point_from_dict({"rate": 50, "throughput": 49.5, "p99_ms": 8.0, "errors": 3},
-                        task=1, model="m", protocol="http")
-    assert p is not None
-    assert (p.mode, p.load, p.throughput_rps, p.latency("p99"), p.errors) == \
-        ("request_rate", 50.0, 49.5, 8.0, 3)
-    assert point_from_dict({"throughput_rps": 1}, task=0, model="m", protocol=None) is None
-    entry = CheckResult(0, "load", "grpc", "m", "pass", 1.0, "",
-                        {"concurrency": 2, "throughput_rps": 10.0})
-    assert [(q.load, q.throughput_rps) for q in load_points([entry])] == [(2.0, 10.0)]
+def test_load_adapter_reads_point_entries_only() -> None:
+    entries = Results.from_run_dir(SWEEP)["load"]
+    setup = [e for e in entries if e.model is None]  # how each task's load ran
+    assert len(setup) == 3 and all(point_of_entry(e) is None for e in setup)
+    assert all(point_of_entry(e) is not None for e in entries if e.model is not None)
+    # a model the check could not prepare: an entry with a model and no figures
+    skipped = CheckResult(0, "load", "grpc", "sequence_echo", "skip", 0.01,
+                          "sequence model: every request needs its own correlation id",
+                          {"config": {"sequence_batching": True}})
+    assert point_of_entry(skipped) is None and load_points([skipped]) == []
 
 
 def test_task_scopes_name_only_the_sweep_keys_that_vary() -> None:
     res = Results.from_run_dir(SWEEP)
-    assert task_scopes(res.tasks) == {0: "server.host=gpu01", 1: "server.host=gpu02",
-                                      2: "server.host=gpu03", 3: "server.host=gpu04"}
+    assert task_scopes(res.tasks) == {0: "server.host=127.0.0.1", 1: "server.host=127.0.0.2",
+                                      2: "server.host=127.0.0.3", 3: "server.host=127.0.0.4"}
     assert task_scopes(Results.from_run_dir(RUN_A).tasks) == {0: ""}
     same = [TaskResults(t, {}, None, {"x": 1}) for t in range(2)]
     assert task_scopes(same) == {0: "task 0", 1: "task 1"}
@@ -318,7 +339,7 @@ def test_task_scopes_name_only_the_sweep_keys_that_vary() -> None:
 
 def test_compare_differences_are_run_minus_baseline() -> None:
     cmp = compare_runs([RUN_A, RUN_B], labels=["triton", "priority"])
-    for model in ("bert-high", "bert-low"):
+    for model in ("paced_high", "paced_low"):
         for level in (1, 2, 4, 8):
             a, b = _raw_point(RUN_A, model, level), _raw_point(RUN_B, model, level)
             row = cmp.get("p99", model=model, level=f"concurrency {level}")
@@ -328,31 +349,31 @@ def test_compare_differences_are_run_minus_baseline() -> None:
                 (b["latency_ms"]["p99"] - a["latency_ms"]["p99"]) / a["latency_ms"]["p99"] * 100)
             tp = cmp.get("throughput", model=model, level=f"concurrency {level}")
             assert tp.diff(1) == pytest.approx(b["throughput_rps"] - a["throughput_rps"])
-    # priority scheduling: the high-priority copy got faster, the low one slower
-    assert cmp.get("p99", model="bert-high", level="concurrency 4").judgement(1) == "better"
-    assert cmp.get("p99", model="bert-low", level="concurrency 4").judgement(1) == "worse"
-    assert cmp.get("throughput", model="bert-low", level="concurrency 4").judgement(1) == \
+    # as with priority scheduling: the high copy got faster, the low one slower
+    assert cmp.get("p99", model="paced_high", level="concurrency 4").judgement(1) == "better"
+    assert cmp.get("p99", model="paced_low", level="concurrency 4").judgement(1) == "worse"
+    assert cmp.get("throughput", model="paced_low", level="concurrency 4").judgement(1) == \
         "worse"
-    assert cmp.get("mean", section="keepalive").judgement(1) == "same"
+    assert cmp.get("errors", model="paced_high", level="concurrency 4").judgement(1) == "same"
     infer_a = next(e for e in _doc(RUN_A)["checks"]
-                   if e["check"] == "infer" and e["model"] == "bert-high"
+                   if e["check"] == "infer" and e["model"] == "paced_high"
                    and e["protocol"] == "grpc")["details"]["latency_ms"]
     infer_b = next(e for e in _doc(RUN_B)["checks"]
-                   if e["check"] == "infer" and e["model"] == "bert-high"
+                   if e["check"] == "infer" and e["model"] == "paced_high"
                    and e["protocol"] == "grpc")["details"]["latency_ms"]
-    assert cmp.get("latency", model="bert-high", protocol="grpc").diff(1) == \
+    assert cmp.get("latency", model="paced_high", protocol="grpc").diff(1) == \
         pytest.approx(infer_b - infer_a)
     assert not any(r.changed for r in cmp.statuses)
 
 
 def test_compare_to_json_keys_differences_by_label() -> None:
-    data = compare_runs([RUN_A, RUN_B], labels=["triton", "priority"]).to_json()
+    data = comparison_json(compare_runs([RUN_A, RUN_B], labels=["triton", "priority"]))
     json.dumps(data)  # plain data
     assert data["baseline"] == "triton"
     assert [r["label"] for r in data["runs"]] == ["triton", "priority"]
     row = next(m for m in data["metrics"] if m["metric"] == "p99"
-               and m["model"] == "bert-high" and m["level"] == "concurrency 8")
-    a, b = _raw_point(RUN_A, "bert-high", 8), _raw_point(RUN_B, "bert-high", 8)
+               and m["model"] == "paced_high" and m["level"] == "concurrency 8")
+    a, b = _raw_point(RUN_A, "paced_high", 8), _raw_point(RUN_B, "paced_high", 8)
     assert row["values"] == {"triton": a["latency_ms"]["p99"], "priority": b["latency_ms"]["p99"]}
     assert row["diff"]["priority"] == pytest.approx(b["latency_ms"]["p99"] - a["latency_ms"]["p99"])
     assert row["judgement"] == {"priority": "better"}
@@ -366,7 +387,7 @@ def test_compare_shows_status_changes_and_missing_numbers() -> None:
     assert [(r.name, r.statuses) for r in changed] == [
         ("infer[http] m", ("pass", "fail", "pass"))]
     mixed = compare_runs([RUN_A, SWEEP])
-    row = mixed.get("p99", model="bert-high", level="concurrency 1")
+    row = mixed.get("p99", model="paced_high", level="concurrency 1")
     assert row.values[1] is None and row.diff(1) is None
     with pytest.raises(ValueError, match="at least two"):
         compare_runs([RUN_A])
@@ -377,12 +398,14 @@ def test_compare_shows_status_changes_and_missing_numbers() -> None:
 def test_compare_table_and_html(tmp_path: Path) -> None:
     cmp = compare_runs([RUN_A, RUN_B, SWEEP], labels=["triton", "priority", "sweep"])
     console = Console(record=True, width=220)
-    cmp.print(console)
+    print_comparison(cmp, console)
     text = console.export_text()
     assert "Δ priority" in text and "Δ sweep" in text
-    assert "-7.60 ms (-40.0%)" in text  # bert-high p99 at concurrency 1: 11.4 - 19.0
+    a, b = (_raw_point(run, "paced_high", 1)["latency_ms"]["p99"] for run in (RUN_A, RUN_B))
+    assert abs(b - a) < 10  # shown with two decimals
+    assert f"{b - a:+.2f} ms ({(b - a) / a * 100:+.1f}%)" in text  # p99 at concurrency 1
     assert "check results that differ" in text
-    out = cmp.write_html(tmp_path / "compare.html")
+    out = write_comparison_html(cmp, tmp_path / "compare.html")
     page = out.read_text()
     _assert_self_contained(page)
     assert len(_pngs(page)) == 3  # load, per model, timelines

@@ -12,7 +12,12 @@ import pytest
 from e2e import make_config
 
 from hpctriton.api import Run, open_run, submit
-from hpctriton.report import compare_runs, write_html_report, write_junit
+from hpctriton.report import (
+    compare_runs,
+    write_comparison_html,
+    write_html_report,
+    write_junit,
+)
 from hpctriton.results.model import DATAFRAME_COLUMNS
 
 pytestmark = pytest.mark.service
@@ -79,5 +84,5 @@ def test_compare_a_real_run_with_itself_shows_no_difference(real_run: Run,
     assert cmp.metrics and all(r.diff(1) == 0 for r in cmp.metrics)
     assert not any(r.changed for r in cmp.statuses)
     assert cmp.get("latency", model="simple", protocol="grpc").values[0] is not None
-    page = cmp.write_html(tmp_path / "cmp.html").read_text()
+    page = write_comparison_html(cmp, tmp_path / "cmp.html").read_text()
     assert "Every check result has the same status in every run" in page

@@ -14,15 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import yaml
 
-from hpctriton.api import Run
-from hpctriton.config.models import config_from_data
+from hpctriton.api import Run, plan
+from hpctriton.config import config_from_data
 from hpctriton.errors import ConfigError, UsageError
-from hpctriton.runs.record import JobRef, RunRecord, find_run, list_runs, runs_dir_of, save_config
-from hpctriton.runs.states import JobState, SchedulerInfo
+from hpctriton.runs.record import RunRecord, find_run, list_runs, runs_dir_of, save_config
 from hpctriton.runs.watch import Waiter
-from hpctriton.schedulers.base import Backend
-from hpctriton.schedulers.slurm.scheduler import SlurmBackend
+from hpctriton.schedulers import JobRef, JobState, Scheduler, SchedulerInfo
+from hpctriton.schedulers.local import LocalOptions
+from hpctriton.schedulers.slurm import SlurmOptions, SlurmScheduler
 from hpctriton.transport import LocalTransport, Transport
 
 CONFIG = {"server": {"host": "h", "http_port": 1}, "models": ["m"],
@@ -58,7 +59,7 @@ def test_sbatch_notices_on_stderr_do_not_hide_the_job_id(tmp_path: Path,
                                     "echo 4242\n")
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     record = make_record(tmp_path)
-    made = SlurmBackend().submit(LocalTransport(), record, [0])
+    made = SlurmScheduler().submit(LocalTransport(), record, [0])
     assert [j.job_id for j in made] == ["4242"]
 
 
@@ -71,14 +72,14 @@ def test_sbatch_without_a_job_id_is_a_clear_failure(tmp_path: Path,
     fake_program(bin_dir, "sbatch", 'echo "Submitted batch job (maybe)"\n')
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     with pytest.raises(CommandError, match="without a job id"):
-        SlurmBackend().submit(LocalTransport(), make_record(tmp_path), [0])
+        SlurmScheduler().submit(LocalTransport(), make_record(tmp_path), [0])
 
 
-class SilentScheduler(Backend):
+class SilentScheduler(Scheduler):
     """Knows no job at all (they were purged, or never existed)."""
 
     name = "silent"
-    template = "hpctriton.schedulers.local:job.sh.j2"
+    job_template = "hpctriton.schedulers.local:job.sh.j2"
 
     def submit(self, transport: Transport, record: RunRecord,
                tasks: Sequence[int]) -> list[JobRef]:
@@ -167,3 +168,30 @@ def test_runs_dir_is_read_from_a_config_that_needs_set_to_be_complete(tmp_path: 
     config.write_text("runs_dir: [not, a, folder]\n")
     with pytest.raises(ConfigError, match="runs_dir"):
         runs_dir_of(config)
+
+
+def test_a_run_submitted_with_another_backend_keeps_its_cluster_settings(tmp_path: Path) -> None:
+    record = make_record(tmp_path, backend="local")  # --backend local on a slurm cluster
+    cluster = record.cluster_config()
+    assert cluster.backend == "local" and cluster.python == "/usr/bin/python3"
+    assert cluster.options == LocalOptions()
+
+
+def test_a_run_record_written_before_schedulers_were_plugins_still_opens(tmp_path: Path) -> None:
+    record = make_record(tmp_path)
+    path = record.path / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["clusters"]["c"].update(dicos={"jobs": 1, "require_cores": None},
+                                 local={"parallel": 1})  # every section, as they were saved
+    path.write_text(yaml.safe_dump(data))
+    assert RunRecord.load(record.path).cluster_config().options == SlurmOptions()
+
+
+def test_plan_says_where_a_run_would_go_and_writes_nothing(tmp_path: Path) -> None:
+    config = config_from_data({**CONFIG, "runs_dir": str(tmp_path / "runs")}, base_dir=tmp_path)
+    planned = plan(config, "c", run_id="20260101-000000-t-abcd")
+    assert (planned.backend, planned.cluster, planned.n_tasks) == ("slurm", "c", 1)
+    assert planned.remote_dir == "hpctriton-runs/20260101-000000-t-abcd"
+    assert planned.run_dir == tmp_path / "runs" / "20260101-000000-t-abcd"
+    assert plan(config, backend="dicos").backend == "dicos"
+    assert not (tmp_path / "runs").exists()

@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 
 from hpctriton.errors import RemoteError
-from hpctriton.runs.record import JobRef, RunRecord
-from hpctriton.runs.states import JobState, SchedulerInfo, combine
+from hpctriton.runs.record import RunRecord
+from hpctriton.runs.states import combine
+from hpctriton.schedulers import JobRef, JobState, SchedulerInfo
 from hpctriton.schedulers.dicos import parse as dicos_cli
-from hpctriton.schedulers.slurm.scheduler import (
-    chunk_spec,
-    chunks,
+from hpctriton.schedulers.slurm.parse import (
     max_array_size,
     parse_parsable,
     parse_sacct,
     parse_squeue,
     slurm_state,
 )
+from hpctriton.schedulers.slurm.scheduler import chunk_spec, chunks, cluster_option
 
 
 def record(*jobs: JobRef, n: int = 20) -> RunRecord:
@@ -143,10 +143,8 @@ def test_after_a_resubmit_only_the_new_job_speaks_for_the_task() -> None:
 
 
 def test_multi_cluster_answers_add_the_cluster_option() -> None:
-    from hpctriton.schedulers.slurm.scheduler import cluster_option
-
-    assert cluster_option([JobRef("1", [0], 0, {"cluster": ""})]) == ""
-    assert cluster_option([JobRef("1", [0], 0, {"cluster": "gpu"})]) == " -M gpu"
+    assert cluster_option([JobRef("1", [0], 0, {"cluster": ""})]) == []
+    assert cluster_option([JobRef("1", [0], 0, {"cluster": "gpu"})]) == ["-M", "gpu"]
 
 
 def test_a_requeued_task_is_pending_again() -> None:

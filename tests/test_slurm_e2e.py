@@ -14,7 +14,7 @@ from e2e import make_config
 from hpctriton.api import Run, open_run, submit
 from hpctriton.errors import CollectError, HostKeyError, TransportError
 from hpctriton.runs.collect import verify_task_dir
-from hpctriton.runs.states import JobState
+from hpctriton.schedulers import JobState
 
 pytestmark = pytest.mark.service
 
@@ -38,7 +38,6 @@ def test_submit_probe_wait_collect_every_check_passes(tmp_path, sshd, slurm, tri
         "runtime": "singularity", "image": str(tmp_path / "tritonclient.sif"),
         "python": __import__("sys").executable, "instance": True})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         report = run.collect()
@@ -72,7 +71,6 @@ def test_sweep_of_20_tasks_is_chunked_waited_and_collected(tmp_path, sshd, slurm
     calls = {}
     for name, config in (("small", small), ("big", big)):
         run = submit(config, "test")
-        assert isinstance(run, Run)
         with run:
             assert run.wait(timeout_s=180).done  # the default hint interval (30 s)
             calls[name] = scheduler_calls(run)
@@ -94,7 +92,6 @@ def test_server_down_fails_by_checks_and_results_are_collected(tmp_path, sshd, s
     config = make_config(tmp_path, triton, sshd, checks=["health"],
                          server={"http_port": free_port(), "grpc_port": free_port()})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         status = run.status()
@@ -110,7 +107,6 @@ def test_cancel(tmp_path, sshd, slurm, triton) -> None:
     config = make_config(tmp_path, triton, sshd,
                          checks=[{"keepalive": {"calls": 3, "period_s": 60}}])
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run.wait(timeout_s=0.5, **FAST)
         run.cancel()
@@ -124,7 +120,6 @@ def test_job_past_its_time_limit_times_out_with_partial_results(tmp_path, sshd, 
                          checks=["health", {"keepalive": {"calls": 2, "period_s": 240}}],
                          cluster={"slurm": {"time": "1"}})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run, 150)
         status = run.status()
@@ -140,7 +135,6 @@ def test_collect_rejects_corruption_resumes_and_is_idempotent(tmp_path, sshd, sl
     config = make_config(tmp_path, triton, sshd, checks=["health"],
                          sweep={"probe.timeout_s": [3, 4, 5]})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         remote = Path(run.record.remote_dir)  # the "cluster" is this machine
@@ -185,9 +179,8 @@ def test_status_without_accounting_falls_back_to_squeue(tmp_path, sshd, slurm, t
     config = make_config(tmp_path, triton, sshd, checks=["health"],
                          cluster={"remote_env": dict(slurm_no_accounting_env.env)})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
-        hint = run.backend.poll(run.transport, run.record, [0])
+        hint = run.scheduler.poll(run.transport, run.record, [0])
         assert 0 in hint  # squeue knows the job
         assert run.transport.history[-1].script.count("squeue") == 1
         run_to_end(run)
@@ -197,11 +190,10 @@ def test_status_without_accounting_falls_back_to_squeue(tmp_path, sshd, slurm, t
 def test_status_uses_sacct_where_accounting_answers(tmp_path, sshd, slurm, triton) -> None:
     config = make_config(tmp_path, triton, sshd, checks=["health"])
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         run_to_end(run)
         # finished jobs: the state file answers; sacct knows the job too
-        hint = run.backend.poll(run.transport, run.record, [0])
+        hint = run.scheduler.poll(run.transport, run.record, [0])
         assert hint[0].state == JobState.SUCCEEDED and hint[0].raw == "COMPLETED"
 
 
@@ -210,7 +202,6 @@ def test_hostile_job_name_reaches_slurm_intact(tmp_path, sshd, slurm, triton) ->
     config = make_config(tmp_path, triton, sshd, checks=["health"],
                          cluster={"slurm": {"job_name": name}})
     run = submit(config, "test")
-    assert isinstance(run, Run)
     with run:
         job_id = run.record.jobs[0].job_id
         out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,

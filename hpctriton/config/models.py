@@ -1,25 +1,29 @@
-"""The config file: typed models, loading, overrides, sweeps and error messages.
+"""The config file's models: server, checks, container, clusters, sweeps.
 
 The server, probe settings and check options are the probe's own dataclasses
 (``hpctriton_probe.spec``), validated here by pydantic: the YAML, the JSON Schema and
-the job's ``spec.json`` are one definition. Everything else (container, clusters,
-scheduler options) exists only on this side.
+the job's ``spec.json`` are one definition. A cluster's scheduler options come from
+the scheduler itself: the registry's schedulers make a union of cluster models,
+discriminated by ``backend`` (:class:`ClusterConfig`). Reading files and the error
+messages live in :mod:`hpctriton.config.loading`.
 
 Example::
 
-    >>> from hpctriton import load_config
-    >>> cfg = load_config("examples/local.yaml", overrides=["server.http_port=8000"])
-    >>> cfg.models
-    ['simple']
+    >>> from hpctriton import config_from_data
+    >>> cfg = config_from_data({"server": {"host": "gpu01", "grpc_port": 8001},
+    ...                         "models": ["simple"],
+    ...                         "clusters": {"a": {"backend": "slurm",
+    ...                                            "slurm": {"partition": "debug"}}}})
+    >>> cfg.clusters["a"].options.partition
+    'debug'
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-import types
-import typing
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -27,18 +31,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     TypeAdapter,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic.json_schema import WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError
 
+from hpctriton.config import messages
 from hpctriton.config import overrides as ov
-from hpctriton.config import yamlsrc
 from hpctriton.errors import ConfigError, RenderError
-from hpctriton.schedulers import registry as backends
+from hpctriton.schedulers import SchedulerOptions, registry
 from hpctriton.shell import quoting
 from hpctriton_probe.spec import (
     CHECK_OPTIONS,
@@ -47,9 +53,10 @@ from hpctriton_probe.spec import (
     ServerSpec,
 )
 
-DEFAULT_CONFIG = "hpctriton.yaml"
 #: Top-level keys a sweep may vary: what differs between tasks of one job.
 SWEEPABLE = ("server", "models", "checks", "probe")
+#: Where jobs go when the config names no cluster and ``--backend`` is not given.
+DEFAULT_BACKEND = "local"
 
 
 class _Strict(BaseModel):
@@ -74,7 +81,8 @@ class CheckItem:
         return {self.name: changed} if changed else self.name
 
 
-_OPTION_ADAPTERS = {name: TypeAdapter(cls) for name, cls in CHECK_OPTIONS.items()}
+_OPTION_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(cls) for name, cls in CHECK_OPTIONS.items()}
 
 
 def _inline_refs(schema: Any, defs: dict[str, Any] | None = None) -> Any:
@@ -131,7 +139,7 @@ def _one_check(entry: Any, index: int) -> CheckItem:
         err = exc.errors()[0]
         raise PydanticCustomError(
             "nested", "{msg}",
-            {"msg": _plain_message(err, CHECK_OPTIONS[name]),
+            {"msg": messages.plain_message(err, CHECK_OPTIONS[name]),
              "subloc": [index, name, *err["loc"]]},
         ) from None
     return CheckItem(name, options)
@@ -178,66 +186,14 @@ class ContainerConfig(_Strict):
 # ----------------------------------------------------------------------- clusters
 
 
-class SlurmOptions(_Strict):
-    """``#SBATCH`` directives; ``extra`` takes any other ``--option=value``."""
-
-    job_name: str | None = None
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    #: ``"MM"``, ``"HH:MM:SS"``, ``"D-HH:MM:SS"`` as sbatch takes it, or seconds.
-    time: str | int | None = "00:10:00"
-    nodes: int | None = None
-    ntasks: int | None = None
-    cpus_per_task: int | None = 1
-    mem: str | None = None
-    gres: str | None = None
-    #: Extra sbatch options, e.g. ``["--constraint=cpu", "--exclusive"]``.
-    extra: list[str] = Field(default_factory=list)
-    #: Cap on tasks running at once in an array (the ``%N`` suffix).
-    array_parallelism: int | None = Field(default=None, ge=1)
-    #: Override the cluster's ``MaxArraySize`` (else asked from ``scontrol show config``).
-    max_array_size: int | None = Field(default=None, ge=1)
-
-    @field_validator("time")
-    @classmethod
-    def _time_format(cls, value: str | int | None) -> str | int | None:
-        if isinstance(value, str) and not re.fullmatch(
-            r"(\d+-)?\d+(:\d{1,2}){0,2}|UNLIMITED|INFINITE", value
-        ):
-            raise ValueError(f"time {value!r} is not a Slurm time (MM, HH:MM:SS, D-HH:MM:SS)")
-        return value
-
-    @field_validator("extra")
-    @classmethod
-    def _extra_are_options(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not item.startswith("-"):
-                raise ValueError(f"extra item {item!r} must be an sbatch option like --qos=low")
-        return value
-
-
-class DicosOptions(_Strict):
-    """``dicos job submit`` options."""
-
-    #: ``-j``: copies of the job (without a sweep).
-    jobs: int = Field(default=1, ge=1)
-    require_cores: int | None = Field(default=None, ge=1)
-    #: MB.
-    require_ram: int | None = Field(default=None, ge=1)
-    #: Job name; made DiCOS-safe (at most 25 characters, no spaces).
-    name: str | None = None
-
-
-class LocalOptions(_Strict):
-    """The local backend: tasks run as background processes on the target host."""
-
-    #: Tasks running at once.
-    parallel: int = Field(default=1, ge=1)
-
-
 class ClusterConfig(_Strict):
-    """Where jobs go: a backend and, for remote ones, how to reach the login node."""
+    """Where jobs go: a scheduler (``backend``) and, for remote ones, how to reach the
+    login node.
+
+    In a config each cluster is validated as the model of its backend, which adds that
+    scheduler's options under the key of its name (``slurm: {partition: debug}``):
+    ``options`` reads them. Build one in code with :meth:`of`.
+    """
 
     backend: str
     #: SSH host or ``~/.ssh/config`` alias; absent = this machine.
@@ -262,16 +218,12 @@ class ClusterConfig(_Strict):
     #: Exported before every command hpctriton runs on the login node (sbatch, dicos…),
     #: e.g. ``SLURM_CONF``; values are literal (quoted).
     remote_env: dict[str, str] = Field(default_factory=dict)
-    slurm: SlurmOptions = Field(default_factory=SlurmOptions)
-    dicos: DicosOptions = Field(default_factory=DicosOptions)
-    local: LocalOptions = Field(default_factory=LocalOptions)
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in backends.names():
-            raise ValueError(
-                f"unknown backend {value!r}; valid backends: {', '.join(backends.names())}")
+        if value not in registry.names():
+            raise ValueError(registry.unknown_backend(value).detail)
         return value
 
     @field_validator("prologue")
@@ -293,6 +245,104 @@ class ClusterConfig(_Strict):
             raise ValueError(str(exc)) from None
         return value
 
+    @property
+    def options(self) -> SchedulerOptions:
+        """The scheduler's options: the section named after the backend (its defaults
+        for a cluster built without one)."""
+        own = getattr(self, self.backend, None)
+        if isinstance(own, SchedulerOptions):
+            return own
+        return self.for_backend(self.backend).options
+
+    @classmethod
+    def of(cls, backend: str, **fields: Any) -> ClusterConfig:
+        """A cluster of ``backend``; its options default unless given under its name.
+
+        Example::
+
+            >>> ClusterConfig.of("slurm", host="login01", slurm={"partition": "gpu"}).options
+            SlurmOptions(job_name=None, partition='gpu', ...)
+        """
+        if backend not in registry.names():
+            raise registry.unknown_backend(backend)
+        try:
+            return _cluster_adapter().validate_python({**fields, "backend": backend})
+        except ValidationError as exc:
+            raise messages.config_error(exc, ClusterField) from None
+
+    def for_backend(self, backend: str) -> ClusterConfig:
+        """This cluster's connection and job settings under another scheduler, with that
+        scheduler's default options (``--backend`` on a cluster of another backend)."""
+        if backend == self.backend and isinstance(getattr(self, backend, None),
+                                                  SchedulerOptions):
+            return self
+        shared = {name: getattr(self, name) for name in ClusterConfig.model_fields
+                  if name != "backend"}
+        return ClusterConfig.of(backend, **shared)
+
+
+class _UnloadableCluster(ClusterConfig):
+    """A cluster of a scheduler whose import failed: choosing it raises that error, and
+    only choosing it does."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, data: Any) -> Any:
+        backend = data.get("backend") if isinstance(data, Mapping) else None
+        try:
+            registry.load(str(backend))
+        except ConfigError as exc:
+            raise PydanticCustomError(
+                "nested", "{msg}", {"msg": exc.detail, "subloc": ["backend"]}) from None
+        return data
+
+
+@functools.cache
+def _cluster_models() -> dict[str, type[ClusterConfig]]:
+    """Backend name -> its cluster model, for every registered scheduler."""
+    models: dict[str, type[ClusterConfig]] = {}
+    for name in registry.names():
+        fields: dict[str, Any] = {"backend": (Literal[name], ...)}
+        base: type[ClusterConfig] = ClusterConfig
+        try:
+            options = registry.load(name).options_model
+            fields[name] = (options, Field(default_factory=options))
+            doc = f"A cluster of the {name} scheduler: its options under ``{name}:``."
+        except ConfigError as exc:
+            base, doc = _UnloadableCluster, f"A cluster of the {name} scheduler: {exc.detail}"
+        models[name] = create_model(f"{name.capitalize()}Cluster", __base__=base,
+                                    __module__=__name__, __doc__=doc, **fields)
+    return models
+
+
+@dataclass(frozen=True)
+class SchedulerUnion:
+    """Validates a cluster as the model of its backend: the union of every registered
+    scheduler's cluster model, discriminated by ``backend`` (as ``hpctriton schema``
+    shows it). Implements :class:`hpctriton.config.messages.TaggedUnion`."""
+
+    tag_key: str = "backend"
+
+    def variant(self, tag: str) -> type[ClusterConfig] | None:
+        return _cluster_models().get(tag)
+
+    def invalid_tag(self, tag: str) -> str:
+        return registry.unknown_backend(tag).detail
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        members: Any = Union[tuple(_cluster_models().values())]  # noqa: UP007 - run-time tuple
+        return handler.generate_schema(Annotated[members, Field(discriminator=self.tag_key)])
+
+
+#: A cluster as the config holds it: typed as the base, validated as its backend's model.
+ClusterField = Annotated[ClusterConfig, SchedulerUnion()]
+
+
+@functools.cache
+def _cluster_adapter() -> TypeAdapter[ClusterConfig]:
+    return TypeAdapter(ClusterField)
+
 
 # ------------------------------------------------------------------------- config
 
@@ -312,7 +362,7 @@ class Config(_Strict):
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     container: ContainerConfig = Field(default_factory=ContainerConfig)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
-    clusters: dict[str, ClusterConfig] = Field(default_factory=dict)
+    clusters: dict[str, ClusterField] = Field(default_factory=dict)
     #: The cluster used when ``--cluster`` is not given and there is more than one.
     default_cluster: str | None = None
     #: Local folder of run records; relative to the config file's folder.
@@ -414,163 +464,53 @@ class Config(_Strict):
         result = []
         for point in ov.sweep_points(self.sweep):
             data = ov.apply_all(base, point.items())
-            result.append((point, _validate(data, None, self.base_dir, sweep_point=point)))
+            try:
+                config = Config.model_validate({**data, "base_dir": self.base_dir})
+            except ValidationError as exc:
+                raise messages.config_error(exc, Config, sweep_point=point) from None
+            result.append((point, config))
         return result
 
+    def target(self, cluster: str | None = None,
+               backend: str | None = None) -> tuple[str | None, ClusterConfig]:
+        """The cluster a run goes to, for ``--cluster`` and ``--backend``.
 
-# ------------------------------------------------------------------------ loading
+        The named cluster (or the only, or the default one); with ``--backend`` alone,
+        the one cluster of that backend, else an unnamed cluster on this machine. With
+        ``--backend``, the cluster runs under that scheduler (its default options).
 
+        Example::
 
-def _plain_message(err: Mapping[str, Any], model: Any = None) -> str:
-    """A user-facing message for one pydantic error."""
-    kind = err.get("type", "")
-    msg = str(err.get("msg", ""))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        valid = _valid_keys_at(model, err.get("loc", ())[:-1]) if model is not None else None
-        msg = "unknown key"
-        if valid:
-            msg += f"; valid keys: {', '.join(valid)}"
-    elif kind == "missing":
-        msg = "required field is missing"
-    elif "input" in err and kind not in ("nested", "value_error"):
-        msg += f" (got {err['input']!r})"
-    return msg
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (Union, types.UnionType) and len(args) == 1:
-        return args[0]
-    return tp
-
-
-def _valid_keys_at(model: Any, loc: Sequence[Any]) -> list[str] | None:
-    """The field names of the model reached by following ``loc`` from ``model``."""
-    current: Any = model
-    for part in loc:
-        current = _unwrap_optional(current)
-        origin, args = typing.get_origin(current), typing.get_args(current)
-        if origin is dict and args:
-            current = args[1]  # part is a key of the mapping (a cluster name, say)
-        elif origin is list and args:
-            current = args[0]
+            >>> config.target(backend="dicos")
+            ('asgc-dicos', DicosCluster(backend='dicos', host='dicos-ui05…', …))
+        """
+        if cluster is not None or (self.clusters and backend is None):
+            name, chosen = self.cluster(cluster)
+        elif backend is not None:
+            matching = [n for n, c in self.clusters.items() if c.backend == backend]
+            if self.default_cluster in matching:
+                matching = [self.default_cluster]
+            if len(matching) == 1:
+                name, chosen = matching[0], self.clusters[matching[0]]
+            else:
+                name, chosen = None, ClusterConfig.of(backend)
         else:
-            current = _field_type(current, part)
-        if current is None:
-            return None
-    return _field_names(_unwrap_optional(current))
+            name, chosen = None, ClusterConfig.of(DEFAULT_BACKEND)
+        return name, chosen if backend is None else chosen.for_backend(backend)
 
 
-def _field_type(model: Any, name: str) -> Any:
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        info = model.model_fields.get(name)
-        return info.annotation if info else None
-    if dataclasses.is_dataclass(model):
-        return typing.get_type_hints(model).get(name)
-    return None
-
-
-def _field_names(model: Any) -> list[str] | None:
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return [n for n, f in model.model_fields.items() if not f.exclude]
-    if dataclasses.is_dataclass(model):
-        return [f.name for f in dataclasses.fields(model)]
-    return None
-
-
-def _error_path(err: Mapping[str, Any]) -> tuple[Any, ...]:
-    loc = tuple(p for p in err.get("loc", ()) if not str(p).startswith("function-"))
-    if err.get("type") == "nested":
-        loc = loc + tuple(err.get("ctx", {}).get("subloc", ()))
-    return loc
-
-
-def _dotted(path: Iterable[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _validate(
-    data: Any,
-    src: yamlsrc.Sourced | None,
-    base_dir: Path,
-    *,
-    sweep_point: Mapping[str, Any] | None = None,
-) -> Config:
-    source = src.source if src else None
-    if data is None:
-        raise ConfigError("the config is empty", source=source)
-    if not isinstance(data, dict):
-        raise ConfigError("the config must be a mapping of keys to values", source=source)
-    try:
-        config = Config.model_validate({**data, "base_dir": base_dir})
-    except ValidationError as exc:
-        errors = exc.errors()
-        path = _error_path(errors[0])
-        message = _plain_message(errors[0], Config)
-        if sweep_point:
-            message += " (in sweep point " + ", ".join(
-                f"{k}={v!r}" for k, v in sweep_point.items()) + ")"
-        for other in errors[1:6]:
-            other_path = _error_path(other)
-            other_line = src.line_of(other_path) if src else None
-            at = f" (line {other_line})" if other_line else ""
-            message += f"\n  also {_dotted(other_path)}{at}: {_plain_message(other, Config)}"
-        if len(errors) > 6:
-            message += f"\n  … and {len(errors) - 6} more"
-        line = src.line_of(path) if src else None
-        raise ConfigError(message, source=source, field=_dotted(path) or None, line=line) from None
-    if sweep_point is None:
-        config.points()  # every sweep point must validate too
-    return config
-
-
-def load_config(path: str | Path = DEFAULT_CONFIG, overrides: Sequence[str] = ()) -> Config:
-    """Read, override (``key=value`` strings, as ``--set`` takes them) and validate.
+def load_tasks(config: Config) -> int:
+    """The most tasks any load check of any sweep point asks for (1 without load): how
+    many probes a multi-task load starts together in one job.
 
     Example::
 
-        cfg = load_config("hpctriton.yaml", overrides=["server.grpc_port=30457"])
+        >>> load_tasks(config_from_data({..., "checks": [{"load": {"tasks": 3}}]}))
+        3
     """
-    src = yamlsrc.load(path)
-    data = src.data
-    items = [ov.parse_set(item) for item in overrides]
-    if items:
-        data = ov.apply_all(data if isinstance(data, dict) else {}, items)
-    return _validate(data, src, Path(path).resolve().parent)
-
-
-def config_from_data(
-    data: Mapping[str, Any], base_dir: str | Path = ".", overrides: Sequence[str] = ()
-) -> Config:
-    """Validate a config given as plain data (a notebook, ``hpctriton check`` flags).
-
-    Example::
-
-        >>> cfg = config_from_data({"server": {"host": "gpu01", "grpc_port": 8001},
-        ...                         "models": ["simple"], "checks": ["health"]})
-        >>> cfg.check_names
-        ['health']
-    """
-    merged = ov.apply_all(data, [ov.parse_set(item) for item in overrides])
-    return _validate(merged, None, Path(base_dir).resolve())
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the config file (``hpctriton schema``).
-
-    Example::
-
-        >>> json_schema()["title"]
-        'hpctriton config'
-    """
-    schema = Config.model_json_schema(mode="validation")
-    schema.get("properties", {}).pop("base_dir", None)
-    schema["title"] = "hpctriton config"
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema
+    most = 1
+    for _point, cfg in config.points():
+        for check in cfg.checks:
+            if check.name == "load":
+                most = max(most, int(getattr(check.options, "tasks", 1) or 1))
+    return most

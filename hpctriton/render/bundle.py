@@ -1,4 +1,4 @@
-"""Render a job bundle: ``job.sh``, ``probe.pyz``, ``spec.json`` and the backend's extras.
+"""Render a job bundle: ``job.sh``, ``probe.pyz``, ``spec.json`` and the scheduler's extras.
 
 The bundle is written to a temporary folder beside the target and renamed into place
 at the end, so a bad input leaves nothing half-written.
@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpctriton.config.models import ClusterConfig, Config
+from hpctriton.config import ClusterConfig, Config, load_tasks
 from hpctriton.errors import ConfigError, RenderError
 from hpctriton.render.zipapp import probe_zipapp
-from hpctriton.runs.merge import load_tasks
-from hpctriton.schedulers.registry import RenderContext, get_backend
+from hpctriton.schedulers import RenderContext, Scheduler, get_scheduler
 from hpctriton.shell import quoting
 from hpctriton.shell import templates as templating
 from hpctriton.shell.quoting import Raw
@@ -41,10 +40,6 @@ from hpctriton_probe.spec import SPEC_SCHEMA_VERSION, CheckSpec, TaskSpec
 
 BUNDLE_PY = '"$HPCTRITON_BUNDLE"'
 FILES_DIR = "files"
-#: A load from several tasks starts this many seconds after srun is called (time for
-#: every task to start its container, import tritonclient and build its requests);
-#: ``HPCTRITON_LOAD_LEAD_S`` in the job's environment overrides it.
-LOAD_LEAD_S = 10
 
 
 @dataclass(frozen=True)
@@ -169,10 +164,17 @@ def spec_document(run_id: str, tasks: list[TaskSpec]) -> dict[str, Any]:
 # ----------------------------------------------------------------- job script
 
 
-def _interpreter(ctx_cluster: ClusterConfig, cluster_name: str | None, backend: str) -> str:
-    if ctx_cluster.python:
-        return ctx_cluster.python
-    if backend == "local" and ctx_cluster.host is None:
+def runs_in_place(scheduler: Scheduler[Any], cluster: ClusterConfig) -> bool:
+    """The one rule for where a bundle runs: where it was rendered, when the scheduler
+    stages in place and the cluster is this machine; else in a copy on the cluster."""
+    return scheduler.capabilities.stage_in_place and cluster.host is None
+
+
+def _interpreter(scheduler: Scheduler[Any], cluster: ClusterConfig,
+                 cluster_name: str | None) -> str:
+    if cluster.python:
+        return cluster.python
+    if runs_in_place(scheduler, cluster):
         return sys.executable
     where = f"clusters.{cluster_name}.python" if cluster_name else "clusters.<name>.python"
     raise ConfigError(
@@ -182,13 +184,13 @@ def _interpreter(ctx_cluster: ClusterConfig, cluster_name: str | None, backend: 
     )
 
 
-def _container_values(config: Config, cluster: ClusterConfig, cluster_name: str | None,
-                      backend: str, load_ranks: int = 1) -> dict[str, Any]:
-    """The container step: argument lists, quoted only when joined.
+def _container_values(config: Config, scheduler: Scheduler[Any], cluster: ClusterConfig,
+                      cluster_name: str | None, load_ranks: int) -> dict[str, Any]:
+    """The container step, as argument lists the job template joins and quotes.
 
-    With ``load_ranks`` > 1 every srun task runs the container itself (tasks may land on
-    other nodes, where an instance started by the job script does not exist), so
-    ``container.instance`` is not used.
+    With ``load_ranks`` > 1 every task of the load runs the container itself (tasks may
+    land on other nodes, where an instance started by the job script does not exist),
+    so ``container.instance`` is not used.
     """
     c = config.container
     probe_args: list[quoting.Arg] = [
@@ -199,13 +201,13 @@ def _container_values(config: Config, cluster: ClusterConfig, cluster_name: str 
     ]
     where = f"clusters.{cluster_name}" if cluster_name else "clusters.<name>"
     if c.runtime == "none":
-        python = _interpreter(cluster, cluster_name, backend)
+        python = _interpreter(scheduler, cluster, cluster_name)
         return {
-            "probe_command": quoting.join([python, *probe_args]),
+            "probe_argv": [python, *probe_args],
             "check_bin": python,
             "check_bin_what": "interpreter",
             "check_bin_hint": f"set {where}.python to an interpreter with tritonclient",
-            "instance_start": "", "instance_stop": "", "instance_name": "",
+            "instance_start_argv": [], "instance_stop_argv": [],
         }
     if not c.image:
         raise ConfigError(
@@ -220,37 +222,37 @@ def _container_values(config: Config, cluster: ClusterConfig, cluster_name: str 
         flags += ["--bind", bind]
     if c.bind_bundle:
         flags += ["--bind", Raw(BUNDLE_PY)]
-    values = {
+    values: dict[str, Any] = {
         "check_bin": binary,
         "check_bin_what": "container runtime",
         "check_bin_hint": f"set {where}.container_bin to its absolute path, or add a "
                           "prologue line such as 'module load apptainer'",
-        "instance_start": "", "instance_stop": "", "instance_name": "",
+        "instance_start_argv": [], "instance_stop_argv": [],
     }
     instance = Raw('"$hpctriton_instance"')
     if c.instance and load_ranks <= 1:
-        values["instance_name"] = '"hpctriton-${HPCTRITON_JOB_ID:-$$}-$hpctriton_task"'
-        values["instance_start"] = quoting.join(
-            [binary, "instance", "start", *flags, c.image, instance])
-        values["instance_stop"] = quoting.join([binary, "instance", "stop", instance])
-        values["probe_command"] = quoting.join(
-            [binary, "exec", Raw('"instance://$hpctriton_instance"'), c.python, *probe_args])
+        values["instance_start_argv"] = [binary, "instance", "start", *flags, c.image, instance]
+        values["instance_stop_argv"] = [binary, "instance", "stop", instance]
+        values["probe_argv"] = [binary, "exec", Raw('"instance://$hpctriton_instance"'),
+                                c.python, *probe_args]
     else:
-        values["probe_command"] = quoting.join(
-            [binary, "exec", *flags, c.image, c.python, *probe_args])
+        values["probe_argv"] = [binary, "exec", *flags, c.image, c.python, *probe_args]
     return values
 
 
-def render_job_script(ctx: RenderContext, template: str) -> str:
-    """The text of ``job.sh`` for a backend's template."""
-    cluster = ctx.cluster
+def render_job_script(config: Config, scheduler: Scheduler[Any], ctx: RenderContext,
+                      cluster: ClusterConfig) -> str:
+    """The text of ``job.sh``: the scheduler's template over the generic one."""
     values = {
         "run_id": ctx.run_id,
+        "how_to_run": scheduler.how_to_run(ctx),
         "prologue": [quoting.one_line(line, "prologue") for line in cluster.prologue],
         "env": [(quoting.env_name(k), v) for k, v in cluster.env.items()],
-        **ctx.values,
+        "load_ranks": ctx.load_ranks,
+        **_container_values(config, scheduler, cluster, ctx.cluster_name, ctx.load_ranks),
+        **scheduler.job_values(ctx),
     }
-    return templating.render(template, **values)
+    return templating.render(scheduler.job_template, **values)
 
 
 def _bash_syntax_check(path: Path) -> None:
@@ -263,26 +265,6 @@ def _bash_syntax_check(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- bundle
-
-
-def resolve_target(config: Config, cluster: str | None,
-                   backend: str | None) -> tuple[str | None, ClusterConfig, str]:
-    """(cluster name, cluster config, backend name) for ``--cluster`` / ``--backend``."""
-    if cluster is not None or (config.clusters and backend is None):
-        name, cfg = config.cluster(cluster)
-    elif backend is not None:
-        matching = [n for n, c in config.clusters.items() if c.backend == backend]
-        if config.default_cluster in matching:
-            matching = [config.default_cluster]
-        if len(matching) == 1:
-            name, cfg = matching[0], config.clusters[matching[0]]
-        else:
-            name, cfg = None, ClusterConfig(backend=backend)
-    else:
-        name, cfg = None, ClusterConfig(backend="local")
-    chosen = backend or cfg.backend
-    get_backend(chosen)  # an unknown name fails here, before anything is written
-    return name, cfg, chosen
 
 
 def _check_output(out: Path, config_dir: Path, force: bool) -> None:
@@ -319,9 +301,10 @@ def render_bundle(
         bundle = render_bundle(cfg, "bundle/", cluster="asgc-slurm")
         # then on the cluster: cd bundle && sbatch job.sh
     """
-    cluster_name, cluster_cfg, backend_name = resolve_target(config, cluster, backend)
-    impl = get_backend(backend_name)
-    run_id = check_run_id(run_id or make_run_id(config.name or cluster_name or backend_name))
+    cluster_name, cluster_cfg = config.target(cluster, backend)
+    scheduler = get_scheduler(cluster_cfg.backend)
+    run_id = check_run_id(run_id or make_run_id(config.name or cluster_name
+                                                or cluster_cfg.backend))
     out = Path(out_dir)
     _check_output(out, config.base_dir, force)
 
@@ -331,26 +314,17 @@ def render_bundle(
         stager = _FileStager(config.base_dir, staging)
         tasks = task_specs(config, stager)
         ctx = RenderContext(
-            config=config, cluster_name=cluster_name, cluster=cluster_cfg,
-            run_id=run_id, n_tasks=len(tasks),
+            cluster_name=cluster_name, cluster=cluster_cfg, run_id=run_id, n_tasks=len(tasks),
+            load_ranks=load_tasks(config) if scheduler.capabilities.multi_task_load else 1,
         )
-        # a load from several tasks needs srun: Slurm only (see hpctriton.runs.merge)
-        load_ranks = load_tasks(config) if backend_name == "slurm" else 1
-        values = _container_values(config, cluster_cfg, cluster_name, backend_name,
-                                   load_ranks)
-        values["load_ranks"] = load_ranks
-        values["load_lead_s"] = LOAD_LEAD_S
-        values["directives"] = impl.directives(ctx)
-        values["how_to_run"] = impl.how_to_run(ctx)
-        ctx = dataclasses.replace(ctx, values=values)
-        script = render_job_script(ctx, impl.template)
+        script = render_job_script(config, scheduler, ctx, cluster_cfg)
         (staging / "job.sh").write_text(script, encoding="utf-8")
         (staging / "job.sh").chmod(0o755)
         _bash_syntax_check(staging / "job.sh")
         spec = spec_document(run_id, tasks)
         (staging / "spec.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         (staging / "probe.pyz").write_bytes(probe_zipapp())
-        for name, text in impl.extra_files(ctx).items():
+        for name, text in scheduler.extra_files(ctx).items():
             (staging / name).write_text(text, encoding="utf-8")
             if name.endswith(".sh"):
                 (staging / name).chmod(0o755)
@@ -363,6 +337,6 @@ def render_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle(
-        path=out, run_id=run_id, backend=backend_name, cluster=cluster_name,
+        path=out, run_id=run_id, backend=cluster_cfg.backend, cluster=cluster_name,
         n_tasks=len(tasks), points=[t.point for t in tasks],
     )

@@ -20,13 +20,11 @@ figures and says so.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+from hpctriton.report import plots
 from hpctriton.report.htmlkit import (
-    ReportInput,
-    RunSource,
     badge,
     checks_table,
     count_boxes,
@@ -34,36 +32,23 @@ from hpctriton.report.htmlkit import (
     figure_img,
     fmt_duration,
     fmt_num,
+    matplotlib_available,
     page,
-    resolve_source,
     table,
     verdict,
     write_text,
 )
-from hpctriton.results.load import PERCENTILES, LoadPoint
-from hpctriton.results.measures import COUNT_METRICS, SERVER_TIMES, measures, task_scopes
+from hpctriton.results.load import PERCENTILES, LoadPoint, load_points
+from hpctriton.results.measures import COUNT_METRICS, SERVER_TIMES, task_scopes
 from hpctriton.results.model import STATUSES, CheckResult, Results, TaskResults
+from hpctriton.results.model_times import model_groups, model_times
+from hpctriton.results.source import RunInput, RunSource, resolve_source
+from hpctriton.results.summary import check_summaries, task_check
+from hpctriton.results.timeline import task_seconds, timeline
 
-_RANK = {"pass": 0, "skip": 1, "fail": 2, "error": 3}
 #: Sweeps with more tasks with load results than this get no per-task load figure
 #: (each costs about half a second to draw); the overview figure still has them all.
 MAX_TASK_FIGURES = 24
-
-
-def matplotlib_available() -> bool:
-    """Whether figures can be drawn here (without importing matplotlib, which is slow).
-
-    Example::
-
-        >>> matplotlib_available()
-        True
-    """
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def _worst(statuses: Sequence[str]) -> str:
-    """The worst of some statuses (error > fail > skip > pass)."""
-    return max(statuses, key=lambda s: _RANK.get(s, 3)) if statuses else "none"
 
 
 # ------------------------------------------------------------------ header
@@ -87,11 +72,11 @@ def _meta_items(src: RunSource) -> list[tuple[str, str]]:
                   + (f" of {expected}" if expected is not None else "")))
     servers = []
     for t in res.tasks:
-        s = t.run_info.get("server") or {}
+        s = t.run_info.get("server")
         if s:
-            ports = "/".join(str(s.get(k)) for k in ("http_port", "grpc_port", "metrics_port")
-                             if s.get(k))
-            text = f"{s.get('host')} ({ports}{', TLS' if s.get('tls') else ''})"
+            ports = "/".join(str(port) for port in (s["http_port"], s["grpc_port"],
+                                                    s["metrics_port"]) if port)
+            text = f"{s['host']} ({ports}{', TLS' if s['tls'] else ''})"
             if text not in servers:
                 servers.append(text)
     if servers:
@@ -134,14 +119,12 @@ def _header(src: RunSource, title: str) -> str:
 def _per_check_table(results: Results) -> str:
     """One row per check: counts per status, total time, the models it covered."""
     rows = []
-    for name in results.check_names:
-        found = results.by_check(name)
-        counts = {s: sum(1 for c in found if c.status == s) for s in STATUSES}
-        models = list(dict.fromkeys(c.model for c in found if c.model))
-        rows.append([esc(name)] + [
+    for summary in check_summaries(results):
+        counts, models = summary.counts, summary.models
+        rows.append([esc(summary.check)] + [
             (f'<span class="st st-{s}">{counts[s]}</span>' if counts[s] and s != "pass"
              else str(counts[s])) for s in STATUSES] + [
-            esc(fmt_duration(sum(c.duration_s for c in found))),
+            esc(fmt_duration(summary.duration_s)),
             esc(", ".join(models) if len(models) <= 6 else f"{len(models)} models")])
     return table(["check", *STATUSES, "time", "models"], rows, numeric=[1, 2, 3, 4, 5])
 
@@ -219,11 +202,9 @@ def _load_section(src: RunSource, figures: bool) -> str:
     many = len({p.task for p in points}) > 1
     body = ""
     if figures:
-        from hpctriton.report.plots import load_figure
-
         labels = task_scopes(src.results.tasks)
-        body += figure_img(load_figure(points, labels), "latency percentiles and throughput "
-                           "against load, per model")
+        body += figure_img(plots.load_figure(points, labels), "latency percentiles and "
+                           "throughput against load, per model")
         body += ("<p class=note>Hollow markers: points that never met the stability rule; "
                  "red crosses: points with errors. Open loop (request rate): the dotted "
                  "diagonal is the offered rate; latency is measured from each request's "
@@ -236,30 +217,26 @@ def _load_section(src: RunSource, figures: bool) -> str:
 
 
 def _models_table(results: Results) -> str:
-    ms = [m for m in measures(results) if m.section in ("infer", "server")]
-    if not ms:
+    times = [t for t in model_times(results) if t.has_figures]
+    if not times:
         return ""
-    scopes = list(dict.fromkeys((m.scope, m.model or "") for m in ms))
-    protocols = sorted({m.protocol or "" for m in ms if m.section == "infer"})
-    show_scope = any(s for s, _ in scopes)
+    protocols = sorted({p for t in times for p in t.infer_ms})
+    show_scope = any(t.scope for t in times)
     headers = (["sweep point"] if show_scope else []) + ["model"] + [
         f"infer {p}" for p in protocols] + [label for _, label in SERVER_TIMES] + [
         "request", "failures", "batching"]
+
+    def cell(figures: dict[str, float], name: str) -> str:
+        value = figures.get(name)
+        return "–" if value is None else fmt_num(value, count=name in COUNT_METRICS)
+
     rows = []
-    for scope, model in scopes:
-        mine = [m for m in ms if (m.scope, m.model or "") == (scope, model)]
-
-        def value(section: str, metric: str, protocol: str | None = None,
-                  mine: list = mine) -> str:
-            found = [m.value for m in mine if m.section == section and m.metric == metric
-                     and (protocol is None or m.protocol == protocol)]
-            return fmt_num(found[0], count=metric in COUNT_METRICS) if found else "–"
-
-        rows.append(([esc(scope)] if show_scope else []) + [esc(model)] + [
-            value("infer", "latency", p) for p in protocols] + [
-            value("server", label) for _, label in SERVER_TIMES] + [
-            value("server", "request"), value("server", "failures"),
-            value("server", "batching ratio")])
+    for t in times:
+        rows.append(([esc(t.scope)] if show_scope else []) + [esc(t.model)] + [
+            cell(t.infer_ms, p) for p in protocols] + [
+            cell(t.server, label) for _, label in SERVER_TIMES] + [
+            cell(t.server, "request"), cell(t.server, "failures"),
+            cell(t.server, "batching ratio")])
     first = 2 if show_scope else 1
     return table(headers, rows, numeric=list(range(first, len(headers))),
                  nowrap=[first - 1])
@@ -271,9 +248,7 @@ def _models_section(src: RunSource, figures: bool) -> str:
         return ""
     body = ""
     if figures:
-        from hpctriton.report.plots import models_figure
-
-        body += figure_img(models_figure([("", src.results)]),
+        body += figure_img(plots.models_figure(model_groups([src.results]), [""]),
                            "infer latency and server-side time per request, per model")
     body += ("<p class=note>All times in ms. infer: the latency of the one request the "
              "infer check sent (the first request to a model may include its warm-up). "
@@ -289,9 +264,8 @@ def _models_section(src: RunSource, figures: bool) -> str:
 def _timeline_section(src: RunSource, figures: bool) -> str:
     if not figures or not src.results.tasks:
         return ""
-    from hpctriton.report.plots import timeline_figure
-
-    img = figure_img(timeline_figure([("", src.results)]), "timeline of the checks")
+    img = figure_img(plots.timeline_figure(
+        [("", timeline(src.results, plots.MAX_TIMELINE_TASKS))]), "timeline of the checks")
     return ('<section class="card" id="timeline"><h2>Timeline</h2>'
             "<p class=note>Each row is a task: the grey bar spans the probe's run, the "
             "coloured blocks are its checks in the order they ran (results record "
@@ -303,25 +277,14 @@ def _timeline_section(src: RunSource, figures: bool) -> str:
 
 
 def _state_text(t: TaskResults) -> str:
-    state = t.state or {}
     parts = []
-    if state.get("phase"):
-        parts.append(str(state["phase"]))
+    if t.state is not None and t.state.get("phase"):
+        parts.append(str(t.state["phase"]))
     if t.exit_code is not None:
         parts.append(f"exit {t.exit_code}")
     if t.interrupted:
         parts.append("interrupted")
     return ", ".join(parts) or "–"
-
-
-def _task_seconds(t: TaskResults) -> float | None:
-    value = t.run_info.get("duration_s")
-    if isinstance(value, (int, float)):
-        return float(value)
-    from hpctriton.report.plots import task_span
-
-    start, end = task_span(t)
-    return (end - start).total_seconds() if start and end else None
 
 
 def _task_matrix(results: Results) -> str:
@@ -338,18 +301,15 @@ def _task_matrix(results: Results) -> str:
             continue
         cells = []
         for name in names:
-            found = [c for c in t.checks if c.check == name]
-            if not found:
+            done = task_check(t, name)
+            if done is None:
                 cells.append('<span class="same">–</span>')
                 continue
-            status = _worst([c.status for c in found])
-            good = sum(1 for c in found if c.ok)
-            cells.append(f'<span class="st st-{status}" title="{good} of {len(found)} ok">'
-                         f"{good}/{len(found)}</span>")
-        seconds = _task_seconds(t)
+            cells.append(f'<span class="st st-{done.status}" title="{done.ok} of {done.total} '
+                         f'ok">{done.ok}/{done.total}</span>')
+        seconds = task_seconds(t)
         rows.append([f'<a href="#task-{t.task}">{t.task}</a>', esc(t.point_label),
-                     esc(t.run_info.get("hostname") or (t.state or {}).get("host") or ""),
-                     esc(t.run_info.get("job_id") or (t.state or {}).get("job_id") or ""),
+                     esc(t.hostname), esc(t.job_id),
                      (badge("pass") if t.ok else badge("fail")) + " " + esc(_state_text(t)),
                      esc(fmt_duration(seconds)) if seconds is not None else "–", *cells])
     return table(headers, rows, numeric=[5], nowrap=[0, 2, 3, 4, 5])
@@ -358,16 +318,13 @@ def _task_matrix(results: Results) -> str:
 def _task_block(t: TaskResults, figures: bool) -> str:
     run = t.run_info
     facts = [("sweep point", t.point_label or "–"), ("node", run.get("hostname") or "–"),
-             ("job", run.get("job_id") or (t.state or {}).get("job_id") or "–"),
-             ("state", _state_text(t)),
-             ("started", run.get("started_at") or (t.state or {}).get("started_at") or "–")]
+             ("job", t.job_id or "–"), ("state", _state_text(t)),
+             ("started", t.started_at or "–")]
     meta = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
     body = f'<dl class="meta">{meta}</dl>'
-    points = Results([t]).load_points()
+    points = load_points(t.checks)
     if points and figures:
-        from hpctriton.report.plots import load_figure
-
-        body += figure_img(load_figure(points), f"load results of task {t.task}")
+        body += figure_img(plots.load_figure(points), f"load results of task {t.task}")
     if points:
         body += _load_table(points)
     if t.checks:
@@ -402,7 +359,7 @@ def _checks_section(checks: Sequence[CheckResult]) -> str:
 # ------------------------------------------------------------------- page
 
 
-def html_report(source: ReportInput, *, title: str | None = None) -> str:
+def html_report(source: RunInput, *, title: str | None = None) -> str:
     """The report page as text (see :func:`write_html_report`).
 
     Example::
@@ -433,7 +390,7 @@ def html_report(source: ReportInput, *, title: str | None = None) -> str:
     return page(f"{title}: {res.run_id or src.label}", body)
 
 
-def write_html_report(source: ReportInput, path: str | Path, *,
+def write_html_report(source: RunInput, path: str | Path, *,
                       title: str | None = None) -> Path:
     """Write one self-contained HTML report of a run (atomically) and return its path.
 

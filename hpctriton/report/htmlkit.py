@@ -1,7 +1,7 @@
-"""Pieces shared by the HTML report, the comparison page and the notebook view: where
-a report's data comes from, escaping, tables, status badges, embedded figures, and the
-page around them. Internal to ``hpctriton.report``: the public entry points are
-``write_html_report``, ``write_junit`` and ``compare_runs``.
+"""Pieces shared by the HTML report, the comparison page and the notebook view:
+escaping, number formats, tables, status badges, embedded figures, and the page around
+them. Internal to ``hpctriton.report``: the public entry points are
+``write_html_report``, ``write_junit`` and ``write_comparison_html``.
 
 Nothing here imports matplotlib: a figure is embedded by calling its own ``savefig``.
 Pages are self-contained — styles inline, figures as ``data:`` PNG — so a report can be
@@ -13,14 +13,14 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import importlib.util
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpctriton.errors import RunNotFound
+from hpctriton.report.plots import png_bytes
 from hpctriton.results.model import STATUSES, CheckResult, Results
 
 if TYPE_CHECKING:
@@ -30,62 +30,17 @@ STATUS_COLOURS = {"pass": "#2e8b57", "fail": "#c7434f", "error": "#8e1b2c",
                   "skip": "#b8860b"}
 #: Details longer than this (as indented JSON) are cut in HTML tables.
 DETAILS_LIMIT = 4000
-#: The notebook view lists at most this many results.
-NOTEBOOK_ROWS = 200
 
 
-#: Anything a report can be made from.
-ReportInput = Any
-
-
-@dataclass
-class RunSource:
-    """A report's data: the results, a label, and run.json's fields when known."""
-
-    results: Results
-    label: str
-    info: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-
-def _run_json(folder: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    return data
-
-
-def resolve_source(source: ReportInput, label: str | None = None) -> RunSource:
-    """Results from a :class:`Results`, a ``Run``, a ``RunRecord``, a run folder (with
-    ``run.json``), a results folder (``<task>/results.json``) or a ``results.json``.
+def matplotlib_available() -> bool:
+    """Whether figures can be drawn here (without importing matplotlib, which is slow).
 
     Example::
 
-        >>> resolve_source("hpctriton-runs/20261121-224033-x").results.ok
+        >>> matplotlib_available()
         True
     """
-    if isinstance(source, RunSource):
-        return source
-    if isinstance(source, Results):
-        return RunSource(source, label or source.run_id or "results")
-    folder = getattr(source, "path", None)
-    if isinstance(folder, Path) and (folder / "run.json").is_file():
-        source = folder  # a Run or a RunRecord: read what they wrote
-    if isinstance(source, (str, Path)):
-        path = Path(source).expanduser()
-        if (path / "run.json").is_file():
-            info = _run_json(path)
-            res = Results.from_run_dir(path)
-            return RunSource(res, label or res.run_id or path.name, info, path)
-        if path.is_file():
-            res = Results.from_data(json.loads(path.read_text(encoding="utf-8")))
-            return RunSource(res, label or res.run_id or path.name, {}, path)
-        if path.is_dir():
-            res = Results.from_dir(path, path.parent.name if path.name == "results" else "")
-            if res.tasks:
-                return RunSource(res, label or res.run_id or path.name, {}, path)
-        raise RunNotFound(f"{path}: not a run folder (run.json), a results folder "
-                          "(<task>/results.json) or a results.json file")
-    raise TypeError(f"cannot make a report from {type(source).__name__}: give Results, a "
-                    "Run, or the path of a run folder, results folder or results.json")
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 # ------------------------------------------------------------------ markup
@@ -100,11 +55,13 @@ def badge(status: str) -> str:
     return f'<span class="st st-{esc(status)}">{esc(status)}</span>'
 
 
+#: The CSS class of each verdict.
+VERDICT_CLASSES = {"OK": "v-ok", "FAILED": "v-bad", "NO RESULTS": "v-none"}
+
+
 def verdict(results: Results) -> tuple[str, str]:
     """``("OK" | "FAILED" | "NO RESULTS", css class)``."""
-    if not results.tasks:
-        return "NO RESULTS", "v-none"
-    return ("OK", "v-ok") if results.ok else ("FAILED", "v-bad")
+    return results.verdict, VERDICT_CLASSES[results.verdict]
 
 
 def fmt_num(value: Any, digits: int = 2, *, count: bool = False) -> str:
@@ -196,8 +153,6 @@ RENDER_DPI = 150
 
 def figure_img(fig: Figure, alt: str) -> str:
     """An ``<img>`` with the figure as an embedded PNG (``data:`` URI)."""
-    from hpctriton.report.plots import png_bytes
-
     data = base64.b64encode(png_bytes(fig, RENDER_DPI)).decode("ascii")
     width = round(fig.get_figwidth() * SHOW_PPI)
     return (f'<figure><img alt="{esc(alt)}" width="{width}" '
@@ -318,48 +273,3 @@ def count_boxes(results: Results) -> str:
         boxes.append(f'<div class="count c-fail"><b>{len(results.missing_tasks)}</b>'
                      "<span>tasks without results</span></div>")
     return '<div class="counts">' + "".join(boxes) + "</div>"
-
-
-# ---------------------------------------------------------------- notebook
-
-
-def notebook_html(results: Results) -> str:
-    """A compact view for Jupyter: the verdict, the counts and the results table
-    (inline styles only: notebooks may drop ``<style>`` blocks)."""
-    text, _ = verdict(results)
-    colour = {"OK": STATUS_COLOURS["pass"], "FAILED": STATUS_COLOURS["fail"]}.get(text, "#777")
-    counts = results.counts()
-    summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES)
-    if results.missing_tasks:
-        summary += f", tasks without results: {results.missing_tasks}"
-    head = (f'<div style="margin:4px 0"><b style="color:#fff;background:{colour};'
-            f'padding:2px 8px;border-radius:4px">{text}</b> '
-            f"<b>{esc(results.run_id or 'results')}</b>: {len(results.tasks)} task(s); "
-            f"{esc(summary)}</div>")
-    many = len(results.tasks) > 1
-    base = "padding:2px 8px;vertical-align:top;"
-    styles = ([f"{base}text-align:right"] if many else []) + [
-        f"{base}text-align:left;white-space:nowrap"] * 4 + [
-        f"{base}text-align:right;white-space:nowrap", f"{base}text-align:left"]
-    headers = (["task"] if many else []) + ["check", "protocol", "model", "status", "time",
-                                            "message"]
-    rows = []
-    checks = results.checks
-    for c in checks[:NOTEBOOK_ROWS]:
-        status = (f'<span style="color:{STATUS_COLOURS.get(c.status, "#777")};'
-                  f'font-weight:bold">{esc(c.status)}</span>')
-        values = ([esc(c.task)] if many else []) + [
-            esc(c.check), esc(c.protocol or ""), esc(c.model or ""), status,
-            esc(fmt_duration(c.duration_s)), esc(c.message)]
-        rows.append("<tr>" + "".join(f'<td style="{st}">{v}</td>'
-                                     for st, v in zip(styles, values, strict=True)) + "</tr>")
-    more = ""
-    if len(checks) > NOTEBOOK_ROWS:
-        more = (f"<div>… {len(checks) - NOTEBOOK_ROWS} more results: "
-                "<code>to_dataframe()</code> has them all</div>")
-    if results.load_points():
-        more += ("<div>load results: <code>.plot()</code> draws them, "
-                 "<code>.load_dataframe()</code> tabulates them</div>")
-    thead = "".join(f'<th style="{st}">{h}</th>' for st, h in zip(styles, headers, strict=True))
-    return (f"<div>{head}<table><thead><tr>{thead}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>{more}</div>")

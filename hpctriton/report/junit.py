@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hpctriton.report.htmlkit import ReportInput, resolve_source, write_text
+from hpctriton.report.htmlkit import write_text
+from hpctriton.results.source import RunInput, resolve_source
 from hpctriton_probe.junit import results_to_junit
 
 
@@ -23,7 +24,7 @@ def _stand_in(run_id: str, task: int, message: str) -> dict[str, Any]:
                         "duration_s": 0.0, "message": message, "details": {}}]}
 
 
-def junit_xml(source: ReportInput) -> str:
+def junit_xml(source: RunInput) -> str:
     """JUnit XML text: one ``<testsuite>`` per task, one ``<testcase>`` per result.
 
     Example::
@@ -49,7 +50,7 @@ def junit_xml(source: ReportInput) -> str:
     return results_to_junit(docs)
 
 
-def write_junit(source: ReportInput, path: str | Path) -> Path:
+def write_junit(source: RunInput, path: str | Path) -> Path:
     """Write the run's JUnit XML to ``path`` (atomically) and return the path.
 
     ``source`` is anything :func:`~hpctriton.report.html.write_html_report` takes:

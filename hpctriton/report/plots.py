@@ -6,20 +6,23 @@ Figures are ``matplotlib.figure.Figure`` objects with an Agg canvas of their own
 never touch pyplot or the process's backend, so they neither open windows nor disturb
 a notebook's inline backend (where a returned figure displays itself).
 
-Every function takes already-extracted data (:class:`~hpctriton.results.load.LoadPoint`
-lists, :class:`~hpctriton.results.model.Results`) and returns a new figure.
+Every function takes data already computed by :mod:`hpctriton.results`
+(:class:`~hpctriton.results.load.LoadPoint` lists, load curves of runs compared,
+:class:`~hpctriton.results.timeline.Timeline`, per-model times) and returns a new
+figure: drawing here, figures there.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from hpctriton.results.load import MODE_LABELS, LoadPoint, group_series, series_title
-from hpctriton.results.measures import SERVER_TIMES, Measure, measures, task_scopes
-from hpctriton.results.model import CheckResult, Results, TaskResults
+from hpctriton.results.compare import LoadCurves
+from hpctriton.results.load import LoadPoint, group_series
+from hpctriton.results.measures import SERVER_TIMES
+from hpctriton.results.model_times import ModelGroups
+from hpctriton.results.timeline import Timeline
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -47,6 +50,8 @@ MAX_LEGEND_ENTRIES = 10
 MAX_TIMELINE_TASKS = 60
 #: At most this many models (or sweep point × model) in the per-model figure.
 MAX_MODEL_GROUPS = 24
+#: Mode names as shown on axes.
+MODE_LABELS = {"concurrency": "concurrency", "request_rate": "request rate (req/s)"}
 
 _RC: dict[str, Any] = {
     "font.size": 9, "axes.titlesize": 10, "axes.titleweight": "bold", "axes.labelsize": 9,
@@ -130,6 +135,18 @@ def _shorten(text: str, limit: int = 42) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def series_title(series: tuple[str, str | None, str]) -> str:
+    """A load series as a title.
+
+    Example::
+
+        >>> series_title(("simple", "grpc", "request_rate"))
+        'simple · grpc · request rate'
+    """
+    model, protocol, mode = series
+    return " · ".join(x for x in (model, protocol, mode.replace("_", " ")) if x)
+
+
 # ---------------------------------------------------------------------- load
 
 
@@ -163,6 +180,10 @@ def _latency_of(name: str) -> Callable[[LoadPoint], float | None]:
     return lambda p: p.latency(name)
 
 
+def _throughput_of(point: LoadPoint) -> float | None:
+    return point.throughput_rps
+
+
 def _draw_latency(ax: Axes, points: Sequence[LoadPoint], names: Sequence[str],
                   colour: str | None = None, label: str = "") -> list[float]:
     """Lines of latency figures against load; returns the values drawn."""
@@ -192,7 +213,7 @@ def _draw_throughput(ax: Axes, points: Sequence[LoadPoint], colour: str,
     ys = [float(p.throughput_rps or 0.0) for p in pts]
     ax.plot([p.load for p in pts], ys, "-", marker="o", markersize=3.5, color=colour,
             linewidth=1.6, label=label)
-    _mark_unstable(ax, pts, lambda p: p.throughput_rps, colour)
+    _mark_unstable(ax, pts, _throughput_of, colour)
     for p in pts:
         if p.errors:
             ax.plot([p.load], [p.throughput_rps or 0.0], marker="x", color=BAD_EDGE,
@@ -313,64 +334,27 @@ def load_figure(points: Sequence[LoadPoint], task_labels: dict[int, str] | None 
     return fig
 
 
-def compare_load_figure(runs: Sequence[tuple[str, Results]]) -> Figure:
-    """Several runs' load curves on the same axes, one colour per run: latency p50
-    (dashed) and p99 (solid), throughput, and the change against the first run in
-    percent (p99 solid, throughput dashed) at the load levels both measured.
+def compare_load_figure(curves: Sequence[LoadCurves], labels: Sequence[str]) -> Figure:
+    """Several runs' load curves on the same axes, one colour per run (``labels[i]``
+    names run ``i``): latency p50 (dashed) and p99 (solid), throughput, and the change
+    against the first run in percent (p99 solid, throughput dashed) at the load levels
+    both measured.
 
     Example::
 
-        >>> compare_load_figure([("triton", res_a), ("priority", res_b)]).savefig("c.png")
+        >>> cmp = compare_runs([res_a, res_b], labels=["triton", "priority"])
+        >>> compare_load_figure(compare_load_curves(cmp.results), cmp.labels)
     """
-    keyed: list[dict[tuple[str, str, str | None, str], list[LoadPoint]]] = []
-    order: dict[tuple[str, str, str | None, str], None] = {}
-    for _, res in runs:
-        scopes = task_scopes(res.tasks)
-        mine: dict[tuple[str, str, str | None, str], list[LoadPoint]] = {}
-        for p in res.load_points():
-            key = (scopes.get(p.task, ""), *p.series)
-            mine.setdefault(key, []).append(p)
-            order.setdefault(key, None)
-        keyed.append(mine)
-    if not order:
+    if not curves:
         raise ValueError("no load points in any run")
     with _style():
-        fig = new_figure(FIG_WIDTH, 0.7 + 2.8 * len(order))
-        axes = fig.subplots(len(order), 3, squeeze=False)
-        for row, key in enumerate(order):
-            ax_l, ax_t, ax_d = axes[row]
-            scope, series = key[0], key[1:]
-            everything: list[LoadPoint] = []
-            drawn: list[float] = []
-            base = {p.load: p for p in keyed[0].get(key, [])}
-            any_diff = False
-            entries: list[tuple[str, str]] = []
-            _offered(ax_t, [p for k in keyed for p in k.get(key, [])])
-            for i, (label, _) in enumerate(runs):
-                pts = sorted(keyed[i].get(key, []), key=lambda p: p.load)
-                if not pts:
-                    continue
-                everything += pts
-                colour = PALETTE[i % len(PALETTE)]
-                name = _shorten(label, 28)
-                entries.append((name, colour))
-                drawn += _draw_latency(ax_l, pts, ["p50", "p99"], colour)
-                _draw_throughput(ax_t, pts, colour, "")
-                if i == 0 or not base:
-                    continue
-                common = [p for p in pts if p.load in base]
-                d99 = [(p.load, _pct(p.latency("p99"), base[p.load].latency("p99")))
-                       for p in common]
-                dtp = [(p.load, _pct(p.throughput_rps, base[p.load].throughput_rps))
-                       for p in common]
-                for pairs, style in ((d99, "-"), (dtp, "--")):
-                    pairs = [(x, y) for x, y in pairs if y is not None]
-                    if pairs:
-                        any_diff = True
-                        ax_d.plot([x for x, _ in pairs], [y for _, y in pairs], style,
-                                  marker="o", markersize=3.5, color=colour)
-            _latency_scale(ax_l, drawn)
-            head = series_title(series) + (f" [{_shorten(scope, 30)}]" if scope else "")
+        fig = new_figure(FIG_WIDTH, 0.7 + 2.8 * len(curves))
+        axes = fig.subplots(len(curves), 3, squeeze=False)
+        for (ax_l, ax_t, ax_d), curve in zip(axes, curves, strict=True):
+            everything = [p for pts in curve.points for p in pts]
+            entries = _draw_compared_runs(ax_l, ax_t, curve, labels)
+            head = series_title(curve.series) + (
+                f" [{_shorten(curve.scope, 30)}]" if curve.scope else "")
             ax_l.set_title(_wrap(f"{head}: latency", 36))
             ax_t.set_title("throughput")
             ax_l.set_ylabel("latency (ms)")
@@ -380,88 +364,55 @@ def compare_load_figure(runs: Sequence[tuple[str, Results]]) -> Figure:
                 _load_axis(ax, everything)
             _colour_legend(ax_l, entries, everything, ["p50", "p99"])
             _colour_legend(ax_t, entries, everything)
-            if any_diff:
-                ax_d.axhline(0, color="#555555", linewidth=0.8)
-                _load_axis(ax_d, everything)
-                ax_d.set_ylabel(f"change vs {_shorten(runs[0][0], 20)} (%)")
-                ax_d.set_title("difference")
-                from matplotlib.lines import Line2D
-
-                ax_d.legend([Line2D([], [], color=c) for _, c in entries[1:]]
-                            + [Line2D([], [], color="#555555", linestyle="-"),
-                               Line2D([], [], color="#555555", linestyle="--")],
-                            [n for n, _ in entries[1:]] + ["p99", "throughput"], loc="best")
-            else:
-                _note(ax_d, f"no load level in common\nwith {_shorten(runs[0][0], 30)}")
+            _draw_changes(ax_d, curve, labels, entries, everything)
     return fig
 
 
-def _pct(value: float | None, base: float | None) -> float | None:
-    if value is None or base is None or base == 0:
-        return None
-    return (value - base) / base * 100.0
+def _draw_compared_runs(ax_l: Axes, ax_t: Axes, curve: LoadCurves,
+                        labels: Sequence[str]) -> list[tuple[str, str]]:
+    """Each run's latency and throughput of one series; returns the legend entries."""
+    _offered(ax_t, [p for pts in curve.points for p in pts])
+    entries: list[tuple[str, str]] = []
+    drawn: list[float] = []
+    for i, pts in enumerate(curve.points):
+        if not pts:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        entries.append((_shorten(labels[i], 28), colour))
+        drawn += _draw_latency(ax_l, pts, ["p50", "p99"], colour)
+        _draw_throughput(ax_t, pts, colour, "")
+    _latency_scale(ax_l, drawn)
+    return entries
+
+
+def _draw_changes(ax: Axes, curve: LoadCurves, labels: Sequence[str],
+                  entries: Sequence[tuple[str, str]], everything: Sequence[LoadPoint]) -> None:
+    """Each run's p99 and throughput change against the baseline, in percent."""
+    from matplotlib.lines import Line2D
+
+    drawn = False
+    for i in range(1, len(curve.points)):
+        for pairs, style in ((curve.change(i, _latency_of("p99")), "-"),
+                             (curve.change(i, _throughput_of), "--")):
+            if pairs:
+                drawn = True
+                ax.plot([x for x, _ in pairs], [y for _, y in pairs], style, marker="o",
+                        markersize=3.5, color=PALETTE[i % len(PALETTE)])
+    if not drawn:
+        _note(ax, f"no load level in common\nwith {_shorten(labels[0], 30)}")
+        return
+    ax.axhline(0, color="#555555", linewidth=0.8)
+    _load_axis(ax, everything)
+    ax.set_ylabel(f"change vs {_shorten(labels[0], 20)} (%)")
+    ax.set_title("difference")
+    # with a change drawn the baseline has the series: the first entry is its own
+    ax.legend([Line2D([], [], color=c) for _, c in entries[1:]]
+              + [Line2D([], [], color="#555555", linestyle="-"),
+                 Line2D([], [], color="#555555", linestyle="--")],
+              [n for n, _ in entries[1:]] + ["p99", "throughput"], loc="best")
 
 
 # ------------------------------------------------------------------ timeline
-
-
-def parse_time(text: Any) -> _dt.datetime | None:
-    """An ISO 8601 time of the results (``...Z`` or with an offset), None otherwise.
-
-    Example::
-
-        >>> parse_time("2026-11-21T22:40:33.123Z").year
-        2026
-    """
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
-
-
-def task_span(task: TaskResults) -> tuple[_dt.datetime | None, _dt.datetime | None]:
-    """When the probe of a task started and ended (results.json, else state.json).
-
-    Example::
-
-        >>> start, end = task_span(res.tasks[0])
-        >>> (end - start).total_seconds()
-        0.373
-    """
-    state = task.state or {}
-    start = parse_time(task.run_info.get("started_at")) or parse_time(state.get("started_at"))
-    end = parse_time(task.run_info.get("ended_at")) or parse_time(state.get("finished_at"))
-    return start, end
-
-
-def check_segments(checks: Sequence[CheckResult]) -> list[tuple[str, float, float, str]]:
-    """``(check, start_s, duration_s, worst status)`` per run of consecutive results of
-    one check, laid end to end from 0.
-
-    Result entries carry durations, not start times, and the probe runs checks one
-    after another, so this places them in order; the gaps of the real run (start-up,
-    the statistics snapshot) fall at the end instead.
-
-    Example::
-
-        >>> check_segments(res.tasks[0].checks)[:2]
-        [('health', 0.0, 0.0021, 'pass'), ('metadata', 0.0021, 0.0088, 'pass')]
-    """
-    rank = {"pass": 0, "skip": 1, "fail": 2, "error": 3}
-    out: list[tuple[str, float, float, str]] = []
-    t = 0.0
-    for c in checks:
-        if out and out[-1][0] == c.check:
-            name, start, width, status = out[-1]
-            worst = status if rank.get(status, 3) >= rank.get(c.status, 3) else c.status
-            out[-1] = (name, start, width + c.duration_s, worst)
-        else:
-            out.append((c.check, t, c.duration_s, c.status))
-        t += c.duration_s
-    return out
 
 
 def check_colour(name: str, names: Sequence[str]) -> str:
@@ -478,62 +429,35 @@ def check_colour(name: str, names: Sequence[str]) -> str:
     return PALETTE[(others.index(name) if name in others else 0) % len(PALETTE)]
 
 
-def timeline_figure(runs: Sequence[tuple[str, Results]]) -> Figure:
+def _row_height(timeline: Timeline) -> float:
+    return 0.75 + 0.3 * max(len(timeline.rows), 1)
+
+
+def timeline_figure(timelines: Sequence[tuple[str, Timeline]]) -> Figure:
     """When each check ran: one row per task (its sweep point as label), a grey bar for
     the probe's whole span and a coloured block per check; failed or errored checks
     hatched with a red edge. Several runs: one panel each, sharing the time axis.
 
     Example::
 
-        >>> timeline_figure([("", res)]).savefig("timeline.png")
+        >>> timeline_figure([("", timeline(res, MAX_TIMELINE_TASKS))]).savefig("t.png")
     """
     from matplotlib.patches import Patch
 
-    names = list(dict.fromkeys(c.check for _, res in runs for c in res.checks))
-    rows = [min(len(res.tasks), MAX_TIMELINE_TASKS) for _, res in runs]
+    names = list(dict.fromkeys(name for _, tl in timelines for name in tl.check_names))
     with _style():
-        fig = new_figure(FIG_WIDTH, 0.9 + sum(0.75 + 0.3 * max(r, 1) for r in rows))
-        axes = fig.subplots(len(runs), 1, squeeze=False,
-                            height_ratios=[0.75 + 0.3 * max(r, 1) for r in rows],
+        fig = new_figure(FIG_WIDTH, 0.9 + sum(_row_height(tl) for _, tl in timelines))
+        axes = fig.subplots(len(timelines), 1, squeeze=False,
+                            height_ratios=[_row_height(tl) for _, tl in timelines],
                             sharex=True)[:, 0]
-        for ax, (label, res), n in zip(axes, runs, rows, strict=True):
-            tasks = res.tasks[:n]
-            spans = [task_span(t) for t in tasks]
-            starts = [s for s, _ in spans if s is not None]
-            t0 = min(starts) if starts else None
-            scopes = task_scopes(res.tasks)
-            for y, (task, (start, end)) in enumerate(zip(tasks, spans, strict=True)):
-                offset = (start - t0).total_seconds() if start and t0 else 0.0
-                segments = check_segments(task.checks)
-                total = (end - start).total_seconds() if start and end else (
-                    segments[-1][1] + segments[-1][2] if segments else 0.0)
-                ax.broken_barh([(offset, max(total, 1e-6))], (y - 0.36, 0.72),
-                               facecolors="#e6e6e6", edgecolors="none", zorder=1)
-                for name, s, w, status in segments:
-                    bad = status in ("fail", "error")
-                    ax.broken_barh([(offset + s, max(w, 1e-6))], (y - 0.28, 0.56),
-                                   facecolors=check_colour(name, names),
-                                   edgecolors=BAD_EDGE if bad else "white",
-                                   linewidth=1.2 if bad else 0.4,
-                                   hatch="////" if bad else None, zorder=2)
-                if not task.has_results:
-                    ax.text(offset, y, "  no results.json", va="center", fontsize=7,
-                            color=BAD_EDGE)
-            ticks = [f"task {t.task}" + (f": {_shorten(scopes[t.task], 36)}"
-                                         if scopes[t.task] and not
-                                         scopes[t.task].startswith("task") else "")
-                     for t in tasks]
-            ax.set_yticks(range(len(tasks)), ticks)
-            ax.set_ylim(len(tasks) - 0.5, -0.5)
-            ax.grid(axis="y", visible=False)
+        for ax, (label, tl) in zip(axes, timelines, strict=True):
+            _draw_timeline(ax, tl, names)
             title = f"{label}: " if label else ""
-            if t0 is not None:
-                title += f"started {t0.strftime('%Y-%m-%d %H:%M:%S')} UTC"
-            if len(res.tasks) > n:
-                title += f" (first {n} of {len(res.tasks)} tasks)"
+            if tl.started is not None:
+                title += f"started {tl.started.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+            if tl.tasks_total > len(tl.rows):
+                title += f" (first {len(tl.rows)} of {tl.tasks_total} tasks)"
             ax.set_title(title or "timeline")
-            if not tasks:
-                _note(ax, "no tasks with results")
         axes[-1].set_xlabel("seconds since the first task started "
                             "(checks laid end to end within a task)")
         handles = [Patch(facecolor=check_colour(n, names), label=n) for n in names]
@@ -545,107 +469,63 @@ def timeline_figure(runs: Sequence[tuple[str, Results]]) -> Figure:
     return fig
 
 
+def _draw_timeline(ax: Axes, tl: Timeline, names: Sequence[str]) -> None:
+    """One run's tasks, one row each."""
+    for y, row in enumerate(tl.rows):
+        ax.broken_barh([(row.offset_s, max(row.total_s, 1e-6))], (y - 0.36, 0.72),
+                       facecolors="#e6e6e6", edgecolors="none", zorder=1)
+        for seg in row.segments:
+            bad = seg.status in ("fail", "error")
+            ax.broken_barh([(row.offset_s + seg.start_s, max(seg.duration_s, 1e-6))],
+                           (y - 0.28, 0.56), facecolors=check_colour(seg.check, names),
+                           edgecolors=BAD_EDGE if bad else "white",
+                           linewidth=1.2 if bad else 0.4, hatch="////" if bad else None,
+                           zorder=2)
+        if not row.task.has_results:
+            ax.text(row.offset_s, y, "  no results.json", va="center", fontsize=7,
+                    color=BAD_EDGE)
+    ticks = [f"task {row.task.task}" + (f": {_shorten(row.scope, 36)}"
+                                        if row.scope and not row.scope.startswith("task")
+                                        else "")
+             for row in tl.rows]
+    ax.set_yticks(range(len(tl.rows)), ticks)
+    ax.set_ylim(len(tl.rows) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+    if not tl.rows:
+        _note(ax, "no tasks with results")
+
+
 # ---------------------------------------------------------------- per model
 
 
-def _failed_infers(res: Results) -> set[tuple[str, str, str]]:
-    """``(scope, model, protocol)`` of infer results that failed or errored."""
-    scopes = task_scopes(res.tasks)
-    return {(scopes.get(c.task, ""), c.model or "", c.protocol or "") for c in res.checks
-            if c.check == "infer" and c.status in ("fail", "error")}
-
-
-def models_figure(runs: Sequence[tuple[str, Results]], model: str | None = None) -> Figure:
+def models_figure(groups: ModelGroups, labels: Sequence[str]) -> Figure:
     """Per model: the infer check's request latency by protocol (left) and the server's
     own time per request from the statistics check, split into queue and compute (right).
-    Several runs: bars side by side, one colour (left) or one label (right) per run.
-    A failed inference shows as a red "fail" where its bar would be.
+    Several runs (``labels[i]`` names run ``i``): bars side by side, one colour (left)
+    or one label (right) per run. A failed inference shows as a red "fail" where its
+    bar would be.
 
     Example::
 
-        >>> models_figure([("standalone", a), ("triton", b)]).savefig("models.png")
+        >>> models_figure(model_groups([a, b]), ["standalone", "triton"]).savefig("m.png")
     """
-    per_run: list[list[Measure]] = []
-    failed: list[set[tuple[str, str, str]]] = []
-    groups: dict[tuple[str, str], None] = {}
-    for _, res in runs:
-        ms = [m for m in measures(res) if m.section in ("infer", "server")
-              and (model is None or m.model == model)]
-        bad = {f for f in _failed_infers(res) if model is None or f[1] == model}
-        per_run.append(ms)
-        failed.append(bad)
-        for m in ms:
-            groups.setdefault((m.scope, m.model or ""), None)
-        for scope, name, _ in sorted(bad):
-            groups.setdefault((scope, name), None)
-    if not groups:
-        raise ValueError("no infer or statistics results to draw"
-                         + (f" for model {model!r}" if model else ""))
-    cats = list(groups)[:MAX_MODEL_GROUPS]
-    many = len(runs) > 1
-    protocols = sorted({m.protocol or "" for ms in per_run for m in ms if m.section == "infer"}
-                       | {f[2] for bad in failed for f in bad})
+    if not groups.keys:
+        raise ValueError("no infer or statistics results to draw")
+    keys = groups.keys[:MAX_MODEL_GROUPS]
     with _style():
-        width = min(FIG_WIDTH, 5 + 1.1 * len(cats) * max(len(runs), 1) * 2)
+        width = min(FIG_WIDTH, 5 + 1.1 * len(keys) * max(len(labels), 1) * 2)
         fig = new_figure(width, 4.2)
         ax_c, ax_s = fig.subplots(1, 2)
-        # client side: one bar per (run, protocol) per model
-        bars = [(i, proto) for i in range(len(runs)) for proto in protocols]
-        step = 0.8 / max(len(bars), 1)
-        drawn = False
-        for b, (i, proto) in enumerate(bars):
-            xs, ys = [], []
-            for c, (scope, name) in enumerate(cats):
-                x = c - 0.4 + step * (b + 0.5)
-                found = [m.value for m in per_run[i] if m.section == "infer"
-                         and (m.scope, m.model or "") == (scope, name) and m.protocol == proto]
-                if found:
-                    xs.append(x)
-                    ys.append(found[0])
-                elif (scope, name, proto) in failed[i]:
-                    drawn = True
-                    ax_c.text(x, 0, "fail", rotation=90, ha="center", va="bottom",
-                              color=BAD_EDGE, fontsize=8, fontweight="bold")
-            colour = PALETTE[(i if many else protocols.index(proto)) % len(PALETTE)]
-            label = f"{_shorten(runs[i][0], 20)} {proto}".strip() if many else proto
-            ax_c.bar(xs, ys, width=step * 0.92, color=colour, label=label,
-                     alpha=1.0 if protocols.index(proto) % 2 == 0 or not many else 0.6)
-            drawn = drawn or bool(xs)
-        if drawn:
-            ax_c.set_xticks(range(len(cats)), [_cat_label(c) for c in cats])
-            ax_c.set_xlim(-0.6, len(cats) - 0.4)
+        if _draw_client_bars(ax_c, groups, keys, labels):
+            _model_axis(ax_c, keys)
             ax_c.set_ylabel("latency (ms)")
             ax_c.margins(y=0.25)
-            ax_c.legend(loc="upper left", ncols=min(len(bars), 4))
+            ax_c.legend(loc="upper left", ncols=min(len(labels) * len(groups.protocols), 4))
         else:
             _note(ax_c, "no infer check results")
         ax_c.set_title("client: one inference (infer check)")
-        # server side: stacked per (model, run)
-        step = 0.8 / max(len(runs), 1)
-        drawn = False
-        for i, _ in enumerate(runs):
-            for c, (scope, name) in enumerate(cats):
-                values = {m.metric: m.value for m in per_run[i] if m.section == "server"
-                          and (m.scope, m.model or "") == (scope, name)}
-                if not any(label in values for _, label in SERVER_TIMES):
-                    continue
-                x = c - 0.4 + step * (i + 0.5)
-                bottom = 0.0
-                for k, (_, label) in enumerate(SERVER_TIMES):
-                    v = values.get(label) or 0.0
-                    ax_s.bar([x], [v], bottom=bottom, width=step * 0.9,
-                             color=SERVER_COLOURS[k], label=label if not drawn else None,
-                             edgecolor="white", linewidth=0.5)
-                    bottom += v
-                drawn = True
-                if many:
-                    ax_s.annotate(_shorten(runs[i][0], 14), (x, bottom),
-                                  textcoords="offset points", xytext=(0, 2), ha="center",
-                                  fontsize=7, rotation=90 if len(runs) > 2 else 0,
-                                  va="bottom")
-        if drawn:
-            ax_s.set_xticks(range(len(cats)), [_cat_label(c) for c in cats])
-            ax_s.set_xlim(-0.6, len(cats) - 0.4)
+        if _draw_server_bars(ax_s, groups, keys, labels):
+            _model_axis(ax_s, keys)
             ax_s.set_ylabel("average per request (ms)")
             ax_s.margins(y=0.3)
             ax_s.legend(loc="upper left", ncols=2)
@@ -654,13 +534,73 @@ def models_figure(runs: Sequence[tuple[str, Results]], model: str | None = None)
         ax_s.set_title("server: time per request (statistics check)")
         for ax in (ax_c, ax_s):
             ax.grid(axis="x", visible=False)
-            if len(cats) > 6:
+            if len(keys) > 6:
                 ax.tick_params(axis="x", labelrotation=30)
     return fig
 
 
-def _cat_label(cat: tuple[str, str]) -> str:
-    scope, name = cat
+def _model_axis(ax: Axes, keys: Sequence[tuple[str, str]]) -> None:
+    ax.set_xticks(range(len(keys)), [_key_label(k) for k in keys])
+    ax.set_xlim(-0.6, len(keys) - 0.4)
+
+
+def _draw_client_bars(ax: Axes, groups: ModelGroups, keys: Sequence[tuple[str, str]],
+                      labels: Sequence[str]) -> bool:
+    """One bar per (run, protocol) per model, "fail" where the inference failed;
+    returns whether anything was drawn."""
+    many = len(labels) > 1
+    protocols = groups.protocols
+    bars = [(i, proto) for i in range(len(labels)) for proto in protocols]
+    step = 0.8 / max(len(bars), 1)
+    drawn = False
+    for b, (i, proto) in enumerate(bars):
+        xs, ys = [], []
+        for k, key in enumerate(keys):
+            x = k - 0.4 + step * (b + 0.5)
+            times = groups.runs[i].get(key)
+            if times is not None and proto in times.infer_ms:
+                xs.append(x)
+                ys.append(times.infer_ms[proto])
+            elif times is not None and proto in times.infer_failed:
+                drawn = True
+                ax.text(x, 0, "fail", rotation=90, ha="center", va="bottom",
+                        color=BAD_EDGE, fontsize=8, fontweight="bold")
+        colour = PALETTE[(i if many else protocols.index(proto)) % len(PALETTE)]
+        label = f"{_shorten(labels[i], 20)} {proto}".strip() if many else proto
+        ax.bar(xs, ys, width=step * 0.92, color=colour, label=label,
+               alpha=1.0 if protocols.index(proto) % 2 == 0 or not many else 0.6)
+        drawn = drawn or bool(xs)
+    return drawn
+
+
+def _draw_server_bars(ax: Axes, groups: ModelGroups, keys: Sequence[tuple[str, str]],
+                      labels: Sequence[str]) -> bool:
+    """The server's queue and compute times stacked, per (model, run); returns whether
+    anything was drawn."""
+    step = 0.8 / max(len(labels), 1)
+    drawn = False
+    for i, label in enumerate(labels):
+        for k, key in enumerate(keys):
+            times = groups.runs[i].get(key)
+            if times is None or not any(name in times.server for _, name in SERVER_TIMES):
+                continue
+            x = k - 0.4 + step * (i + 0.5)
+            bottom = 0.0
+            for colour, (_, name) in zip(SERVER_COLOURS, SERVER_TIMES, strict=True):
+                value = times.server.get(name) or 0.0
+                ax.bar([x], [value], bottom=bottom, width=step * 0.9, color=colour,
+                       label=name if not drawn else None, edgecolor="white", linewidth=0.5)
+                bottom += value
+            drawn = True
+            if len(labels) > 1:
+                ax.annotate(_shorten(label, 14), (x, bottom), textcoords="offset points",
+                            xytext=(0, 2), ha="center", fontsize=7,
+                            rotation=90 if len(labels) > 2 else 0, va="bottom")
+    return drawn
+
+
+def _key_label(key: tuple[str, str]) -> str:
+    scope, name = key
     if not scope:
         return name
     return name + "\n" + "\n".join(_shorten(part, 22) for part in scope.split(", "))

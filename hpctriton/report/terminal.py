@@ -1,10 +1,12 @@
-"""Results as terminal tables (rich)."""
+"""Results and comparisons as terminal tables (rich)."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
+from hpctriton.report.compare_text import diff_text, shown_rows, value_text
+from hpctriton.results.compare import Comparison
 from hpctriton.results.load import PERCENTILES, LoadPoint
 from hpctriton.results.model import Results
 
@@ -72,8 +74,7 @@ def summary_line(results: Results) -> str:
         'OK: 14 passed, 0 failed, 0 errors, 1 skipped'
     """
     counts = results.counts()
-    verdict = "OK" if results.ok else ("NO RESULTS" if not results.tasks else "FAILED")
-    line = (f"{verdict}: {counts['pass']} passed, {counts['fail']} failed, "
+    line = (f"{results.verdict}: {counts['pass']} passed, {counts['fail']} failed, "
             f"{counts['error']} errors, {counts['skip']} skipped")
     if results.missing_tasks:
         line += f"; tasks without results: {results.missing_tasks}"
@@ -97,3 +98,97 @@ def print_results(results: Results, console: Console | None = None) -> None:
     if points:
         console.print(load_table(points))
     console.print(summary_line(results))
+
+
+# ------------------------------------------------------------------ comparisons
+
+#: How a difference from the baseline is coloured, by its judgement.
+JUDGEMENT_STYLE = {"better": "green", "worse": "red", "same": "dim"}
+
+
+def compared_runs_table(comparison: Comparison) -> Table:
+    """One row per run: label, run id, verdict and counts."""
+    table = Table(title="runs compared (the first is the baseline)")
+    for name in ("run", "run id", "verdict", "tasks", "pass", "fail", "error", "skip"):
+        table.add_column(name, justify="right" if name in ("tasks", "pass", "fail",
+                                                           "error", "skip") else "left")
+    for s in comparison.sources:
+        text = s.results.verdict
+        style = {"OK": "green", "FAILED": "red"}.get(text, "yellow")
+        counts = s.results.counts()
+        table.add_row(s.label, s.results.run_id, f"[{style}]{text}[/{style}]",
+                      str(len(s.results.tasks)), *(str(counts[k]) for k in
+                                                   ("pass", "fail", "error", "skip")))
+    return table
+
+
+def comparison_table(comparison: Comparison, *, all_metrics: bool = False) -> Table:
+    """The numbers: one column per run, then the difference of each run from the
+    baseline, green when better and red when worse. Load rows show throughput, p50, p99
+    and errors unless ``all_metrics``.
+
+    Example::
+
+        >>> Console().print(comparison_table(compare_runs(["runs/a", "runs/b"])))
+    """
+    labels = comparison.labels
+    table = Table(title=f"differences from {comparison.baseline}")
+    table.add_column("what", overflow="fold")
+    table.add_column("at", no_wrap=True)
+    table.add_column("metric", no_wrap=True)
+    for label in labels:
+        table.add_column(label, justify="right", no_wrap=True)
+    for label in labels[1:]:
+        table.add_column(f"Δ {label}", justify="right", no_wrap=True)
+    rows = shown_rows(comparison, all_metrics)
+    for k, row in enumerate(rows):
+        first = k == 0 or rows[k - 1].group != row.group
+        last = k + 1 == len(rows) or rows[k + 1].group != row.group
+        deltas = []
+        for i in range(1, len(labels)):
+            text = diff_text(row, i)
+            style = JUDGEMENT_STYLE.get(row.judgement(i) or "", "")
+            deltas.append(f"[{style}]{text}[/{style}]" if style else text)
+        table.add_row(f"{row.section}: {row.item}" if first else "",
+                      (row.level or "") if first else "", row.metric,
+                      *(value_text(v, row) for v in row.values), *deltas, end_section=last)
+    return table
+
+
+def status_changes_table(comparison: Comparison) -> Table | None:
+    """Check results whose status differs between runs (None when none does)."""
+    changed = [r for r in comparison.statuses if r.changed]
+    if not changed:
+        return None
+    table = Table(title="check results that differ")
+    table.add_column("result")
+    for label in comparison.labels:
+        table.add_column(label)
+    for r in changed:
+        cells = []
+        for status in r.statuses:
+            style = STATUS_STYLE.get(status or "", "dim")
+            cells.append(f"[{style}]{status or 'absent'}[/{style}]")
+        table.add_row(r.name, *cells)
+    return table
+
+
+def print_comparison(comparison: Comparison, console: Console | None = None, *,
+                     all_metrics: bool = False) -> None:
+    """Print the runs, the numbers with their differences, and changed statuses.
+
+    Example::
+
+        >>> print_comparison(compare_runs(["runs/a", "runs/b"]))
+    """
+    console = console or Console()
+    console.print(compared_runs_table(comparison))
+    if comparison.metrics:
+        console.print(comparison_table(comparison, all_metrics=all_metrics))
+    else:
+        console.print("no numbers in common to compare")
+    changed = status_changes_table(comparison)
+    if changed is not None:
+        console.print(changed)
+    same = sum(1 for r in comparison.statuses if not r.changed)
+    console.print(f"{same} check result(s) with the same status in every run")

@@ -1,48 +1,42 @@
 """Load-test figures out of results: the one adapter between the ``load`` check's
 result entries and every table and plot of them.
 
-Everything that draws or tabulates load results (``Results.plot``, the HTML report,
-``compare_runs``) reads :class:`LoadPoint` objects made by :func:`load_points`, never
-the entries themselves: when the ``load`` check's ``details`` change shape, only
-:func:`point_from_dict` and :func:`load_points` change.
+Everything that draws or tabulates load results (the notebook's ``plot()``, the HTML
+report, ``compare_runs``) reads :class:`LoadPoint` objects made by :func:`load_points`,
+never the entries themselves: when the ``load`` check's ``details`` change shape, only
+this module changes.
 
-The shape read here (the check is being written; the hand-made fixtures in
-``tests/data/report_*`` follow it)::
+What the probe writes (``hpctriton_probe.load.stats.entries``, the same for the
+entries ``hpctriton collect`` merges from several tasks): first an entry with ``model``
+null describing the run (``LoadSetupDetails``), then one entry per model and load level
+whose ``details`` is that point (``LoadPointDetails``)::
 
     {"check": "load", "protocol": "grpc", "model": "simple", "status": "pass",
-     "details": {
-        "mode": "concurrency",                  # or "request_rate"
-        "points": [
-          {"concurrency": 4,                    # or "request_rate": 200.0 (req/s)
-           "throughput_rps": 1830.5,            # completed requests per second
-           "requests": 3661,
-           "latency_ms": {"p50": 2.1, "p90": 2.9, "p95": 3.2, "p99": 4.4, "max": 9.8},
-           "errors": {"timeout": 0, "server": 0},   # by kind (a bare count also works)
-           "stable": true,                      # false: never met the stability rule
-           "server": {"queue_avg_ms": 0.1, "compute_infer_avg_ms": 1.6,
-                      "batching_ratio": 1.8}}]}}
+     "details": {"mode": "concurrency", "concurrency": 4,   # or "request_rate": 200.0
+                 "throughput_rps": 1830.5, "requests": 3661,
+                 "latency_ms": {"p50": 2.1, "p90": 2.9, "p95": 3.2, "p99": 4.4,
+                                "max": 9.8, "min": 0.9, "avg": 2.2},
+                 "errors": {"timeout": 2},              # in the windows used, by kind
+                 "stable": true,
+                 "server": {"queue_avg_ms": 0.1, "compute_infer_avg_ms": 1.6, ...},
+                 ...}}
 
-Tolerated variations: a ``details`` that is itself one point (no ``points`` list);
-``throughput`` or ``throughput_infer_per_s`` for ``throughput_rps``; flat ``p99_ms``
-keys for ``latency_ms``; ``rate`` for ``request_rate``; ``errors`` as an integer.
+A model the check could not prepare gets an entry with a ``model`` and no ``mode``
+(a failed metadata call, a skipped sequence model): it has no figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 if TYPE_CHECKING:
     from hpctriton.results.model import CheckResult, Results
+    from hpctriton_probe.schema import LoadPointDetails
 
 #: Latency percentiles drawn and tabulated, in this order.
 PERCENTILES: tuple[str, ...] = ("p50", "p90", "p95", "p99", "max")
-
-#: Mode names as shown on axes and in tables.
-MODE_LABELS = {"concurrency": "concurrency", "request_rate": "request rate (req/s)"}
-
-_THROUGHPUT_KEYS = ("throughput_rps", "throughput", "throughput_infer_per_s")
 
 
 @dataclass(frozen=True)
@@ -85,93 +79,39 @@ class LoadPoint:
                 "stable": self.stable, "server": dict(self.server), "status": self.status}
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+def _is_point(details: dict[str, Any]) -> TypeGuard[LoadPointDetails]:
+    """Point entries name their mode; the other entries with a model never do."""
+    return "mode" in details
 
 
-def point_from_dict(raw: Mapping[str, Any], *, task: int, model: str,
-                    protocol: str | None, mode: str | None = None,
-                    status: str = "pass") -> LoadPoint | None:
-    """One point of a ``load`` entry's ``details`` as a :class:`LoadPoint` (None when it
-    names no load level).
+def point_of_entry(entry: CheckResult) -> LoadPoint | None:
+    """The point of one ``load`` result entry (None for an entry without figures).
 
     Example::
 
-        >>> point_from_dict({"concurrency": 2, "throughput_rps": 900,
-        ...                  "latency_ms": {"p99": 3.5}}, task=0, model="simple",
-        ...                 protocol="grpc").latency("p99")
+        >>> point_of_entry(res["load"][1]).latency("p99")
         3.5
     """
-    if mode is None:
-        mode = "request_rate" if ("request_rate" in raw or "rate" in raw) else "concurrency"
-    level = _num(raw.get(mode, raw.get("rate") if mode == "request_rate" else None))
-    if level is None:
-        level = _num(raw.get("load"))
-    if level is None:
+    details = entry.details
+    if entry.check != "load" or entry.model is None or not _is_point(details):
         return None
-    throughput = next((_num(raw[k]) for k in _THROUGHPUT_KEYS if k in raw), None)
-    latency: dict[str, float] = {}
-    nested = raw.get("latency_ms")
-    if isinstance(nested, Mapping):
-        latency = {str(k): v for k, v in ((k, _num(v)) for k, v in nested.items())
-                   if v is not None}
-    for name in (*PERCENTILES, "mean"):
-        flat = _num(raw.get(f"{name}_ms"))
-        if flat is not None and name not in latency:
-            latency[name] = flat
-    errors_raw = raw.get("errors", 0)
-    by_kind: dict[str, int] = {}
-    if isinstance(errors_raw, Mapping):
-        by_kind = {str(k): int(_num(v) or 0) for k, v in errors_raw.items()}
-        errors = sum(by_kind.values())
-    else:
-        errors = int(_num(errors_raw) or 0)
-    requests = _num(raw.get("requests"))
-    stable = raw.get("stable")
-    server = raw.get("server")
-    return LoadPoint(task=task, model=model, protocol=protocol, mode=mode, load=level,
-                     throughput_rps=throughput, latency_ms=latency, errors=errors,
-                     errors_by_kind=by_kind,
-                     requests=int(requests) if requests is not None else None,
-                     stable=stable if isinstance(stable, bool) else None,
-                     server=dict(server) if isinstance(server, Mapping) else {},
-                     status=status)
-
-
-def points_of_entry(entry: CheckResult) -> list[LoadPoint]:
-    """The points of one ``load`` result entry (none for an entry without figures).
-
-    Example::
-
-        >>> [p.load for p in points_of_entry(res["load"][0])]
-        [1.0, 2.0, 4.0]
-    """
-    details = entry.details or {}
-    raw_points = details.get("points")
-    if not isinstance(raw_points, list):
-        raw_points = [details]
-    mode = details.get("mode")
-    mode = {"rate": "request_rate"}.get(mode, mode) if isinstance(mode, str) else None
-    model = entry.model or str(details.get("model") or "?")
-    out = []
-    for raw in raw_points:
-        if isinstance(raw, Mapping):
-            point = point_from_dict(raw, task=entry.task, model=model,
-                                    protocol=entry.protocol, mode=mode, status=entry.status)
-            if point is not None:
-                out.append(point)
-    return out
+    mode = details["mode"]
+    level = details["request_rate"] if mode == "request_rate" else details["concurrency"]
+    throughput = details["throughput_rps"]
+    errors = details["errors"]
+    return LoadPoint(task=entry.task, model=entry.model, protocol=entry.protocol, mode=mode,
+                     load=float(level),
+                     throughput_rps=None if throughput is None else float(throughput),
+                     latency_ms={name: float(value)  # null: nothing was answered
+                                 for name, value in details["latency_ms"].items()
+                                 if isinstance(value, (int, float))},
+                     errors=sum(errors.values()), errors_by_kind=dict(errors),
+                     requests=details["requests"], stable=details["stable"],
+                     server=dict(details.get("server") or {}), status=entry.status)
 
 
 def load_points(results: Results | Iterable[CheckResult]) -> list[LoadPoint]:
     """Every load point of a run, sorted by task, model, protocol, mode and load level.
-
-    This is the only place that knows how the ``load`` check lays out its figures.
 
     Example::
 
@@ -179,7 +119,7 @@ def load_points(results: Results | Iterable[CheckResult]) -> list[LoadPoint]:
         ...     print(p.model, p.load, p.throughput_rps, p.latency("p99"))
         simple 1.0 512.3 2.9
     """
-    points = [p for entry in results if entry.check == "load" for p in points_of_entry(entry)]
+    points = [p for p in map(point_of_entry, results) if p is not None]
     return sorted(points, key=lambda p: (p.task, p.model, p.protocol or "", p.mode, p.load))
 
 
@@ -196,15 +136,3 @@ def group_series(points: Iterable[LoadPoint]) -> dict[tuple[str, str | None, str
     for p in sorted(points, key=lambda p: (p.model, p.protocol or "", p.mode, p.task, p.load)):
         groups.setdefault(p.series, []).append(p)
     return groups
-
-
-def series_title(series: tuple[str, str | None, str]) -> str:
-    """A series as a title.
-
-    Example::
-
-        >>> series_title(("simple", "grpc", "request_rate"))
-        'simple · grpc · request rate'
-    """
-    model, protocol, mode = series
-    return " · ".join(x for x in (model, protocol, mode.replace("_", " ")) if x)

@@ -1,8 +1,12 @@
 """Collected results: every task's ``results.json``, read back as one object.
 
-In a notebook a :class:`Results` shows itself as an HTML table; ``to_dataframe()``
-gives a pandas table (the ``hpctriton[pandas]`` extra), ``plot()`` a matplotlib
-figure. Neither pandas nor matplotlib is imported until asked for.
+This is the data model only: ``to_dataframe()`` gives a pandas table (the
+``hpctriton[pandas]`` extra, imported when asked for). The notebook views
+(``_repr_html_``, ``plot()``) belong to the reports: the public ``hpctriton.Results``
+is :class:`hpctriton.report.notebook.Results`, a subclass that adds them, so that
+results never import reports.
+
+The documents are read as the probe writes them (``hpctriton_probe.schema``).
 
 Example::
 
@@ -17,18 +21,25 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+
+from hpctriton.results.load import LoadPoint, load_points
+from hpctriton.runs.merge import MERGED_JSON
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
     from pandas import DataFrame
 
-    from hpctriton.results.load import LoadPoint
+    from hpctriton_probe.schema import ResultEntry, ResultsDocument, RunInfo, StateFile
 
 STATUSES = ("pass", "fail", "error", "skip")
+#: How bad a status is, for "the worst of": error > fail > skip > pass (unknown: error).
+STATUS_RANK = {"pass": 0, "skip": 1, "fail": 2, "error": 3}
+
+#: ``Results`` or a subclass of it (the notebook's): what the ``from_*`` readers build.
+ResultsT = TypeVar("ResultsT", bound="Results")
 
 #: Columns of :meth:`Results.to_dataframe`, before the sweep-point columns.
 DATAFRAME_COLUMNS = ("run_id", "task", "check", "protocol", "model", "status", "ok",
@@ -48,6 +59,18 @@ def _require_pandas(what: str) -> Any:
     except ImportError as exc:
         raise ImportError(f"{what} needs pandas, an optional extra: {PANDAS_HINT}") from exc
     return pandas
+
+
+def worst_status(statuses: Iterable[str]) -> str | None:
+    """The worst of some statuses, the first of equals (None for none).
+
+    Example::
+
+        >>> worst_status(["pass", "fail", "skip"])
+        'fail'
+    """
+    found = list(statuses)
+    return max(found, key=lambda s: STATUS_RANK.get(s, 3)) if found else None
 
 
 def point_label(point: dict[str, Any] | None) -> str:
@@ -81,6 +104,14 @@ class CheckResult:
     message: str
     details: dict[str, Any]
 
+    @classmethod
+    def from_entry(cls, task: int, entry: ResultEntry) -> CheckResult:
+        """One entry of a task's ``results.json``."""
+        return cls(task=task, check=entry["check"], protocol=entry["protocol"],
+                   model=entry["model"], status=entry["status"],
+                   duration_s=float(entry["duration_s"]), message=entry["message"],
+                   details=entry["details"])
+
     @property
     def ok(self) -> bool:
         """Passed or skipped."""
@@ -98,18 +129,18 @@ class CheckResult:
                 "message": self.message, "details": self.details}
 
 
-def _with_merged_load(data: dict[str, Any], merged_path: Path) -> dict[str, Any]:
+def _with_merged_load(data: ResultsDocument, merged_path: Path) -> ResultsDocument:
     """Load from several Slurm tasks: rank 0's ``results.json`` holds only its own share
     of each point; ``collect`` merged every rank into ``load-merged.json``, whose entries
     replace those per-rank ones (the setup entry, with no model, stays)."""
     if not merged_path.is_file() or not data:
         return data
-    merged = json.loads(merged_path.read_text(encoding="utf-8"))
+    merged = _read_json(merged_path)
     if int(merged.get("ranks") or 1) <= 1 or not merged.get("entries"):
         return data
-    kept = [c for c in data.get("checks", [])
-            if not (c.get("check") == "load" and c.get("model") is not None)]
-    return {**data, "checks": kept + list(merged["entries"])}
+    kept = [c for c in data["checks"] if not (c["check"] == "load" and c["model"] is not None)]
+    entries: list[ResultEntry] = merged["entries"]
+    return {**data, "checks": kept + entries}
 
 
 @dataclass
@@ -121,8 +152,8 @@ class TaskResults:
     """
 
     task: int
-    data: dict[str, Any]
-    state: dict[str, Any] | None = None
+    data: ResultsDocument
+    state: StateFile | None = None
     #: The task's sweep point (run.json ``points``; else the probe's ``run.point``).
     point: dict[str, Any] | None = None
 
@@ -132,18 +163,13 @@ class TaskResults:
             self.point = dict(found) if isinstance(found, dict) else {}
 
     @property
-    def run_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = self.data.get("run", {})
-        return info
+    def run_info(self) -> RunInfo:
+        """``results.json``'s ``run`` (empty without a ``results.json``)."""
+        return self.data.get("run", cast("RunInfo", {}))
 
     @property
     def checks(self) -> list[CheckResult]:
-        return [CheckResult(task=self.task, check=c.get("check", "?"),
-                            protocol=c.get("protocol"), model=c.get("model"),
-                            status=c.get("status", "error"),
-                            duration_s=float(c.get("duration_s") or 0.0),
-                            message=c.get("message", ""), details=c.get("details") or {})
-                for c in self.data.get("checks", [])]
+        return [CheckResult.from_entry(self.task, entry) for entry in self.data.get("checks", [])]
 
     @property
     def has_results(self) -> bool:
@@ -152,12 +178,31 @@ class TaskResults:
 
     @property
     def interrupted(self) -> bool:
-        return bool(self.run_info.get("interrupted") or (self.state or {}).get("interrupted"))
+        return bool(self.run_info.get("interrupted")
+                    or (self.state is not None and self.state.get("interrupted")))
+
+    @property
+    def hostname(self) -> str | None:
+        """The node the task ran on: the probe's word, else job.sh's (None: unknown)."""
+        return self.run_info.get("hostname") or (
+            self.state.get("host") if self.state is not None else None) or None
+
+    @property
+    def job_id(self) -> str | None:
+        """The scheduler's job id: the probe's word, else job.sh's (None: unknown)."""
+        return self.run_info.get("job_id") or (
+            self.state.get("job_id") if self.state is not None else None) or None
+
+    @property
+    def started_at(self) -> str | None:
+        """When the probe started, else when the job did (ISO 8601; None: unknown)."""
+        return self.run_info.get("started_at") or (
+            self.state.get("started_at") if self.state is not None else None) or None
 
     @property
     def exit_code(self) -> int | None:
         """The job's exit code from ``state.json`` (None when not collected or running)."""
-        code = (self.state or {}).get("exit_code")
+        code = self.state.get("exit_code") if self.state is not None else None
         return code if isinstance(code, int) else None
 
     @property
@@ -187,9 +232,9 @@ class Results:
     expected_tasks: int | None = None
 
     @classmethod
-    def from_dir(cls, results_dir: Path, run_id: str = "", *,
+    def from_dir(cls: type[ResultsT], results_dir: Path, run_id: str = "", *,
                  points: list[dict[str, Any]] | None = None,
-                 expected_tasks: int | None = None) -> Results:
+                 expected_tasks: int | None = None) -> ResultsT:
         """Read ``results/<task>/results.json`` for every task folder present.
 
         ``points`` (run.json's) give each task its sweep point; ``expected_tasks`` makes
@@ -208,17 +253,18 @@ class Results:
                 state_path = folder / "state.json"
                 if not path.is_file() and not state_path.is_file():
                     continue
-                data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-                data = _with_merged_load(data, folder / "load-merged.json")
-                state = (json.loads(state_path.read_text(encoding="utf-8"))
-                         if state_path.is_file() else None)
+                data: ResultsDocument = (_read_json(path) if path.is_file()
+                                         else cast("ResultsDocument", {}))
+                data = _with_merged_load(data, folder / MERGED_JSON)
+                state: StateFile | None = (_read_json(state_path) if state_path.is_file()
+                                           else None)
                 task = int(folder.name)
                 point = points[task] if points is not None and task < len(points) else None
                 tasks.append(TaskResults(task, data, state, point))
         return cls(tasks, run_id, expected_tasks)
 
     @classmethod
-    def from_run_dir(cls, run_dir: str | Path) -> Results:
+    def from_run_dir(cls: type[ResultsT], run_dir: str | Path) -> ResultsT:
         """The results of a run folder (``<runs_dir>/<run-id>``), with run.json's sweep
         points and task count.
 
@@ -228,12 +274,12 @@ class Results:
             True
         """
         folder = Path(run_dir)
-        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        record = _read_json(folder / "run.json")
         return cls.from_dir(folder / "results", str(record.get("run_id", folder.name)),
                             points=record.get("points"), expected_tasks=record.get("n_tasks"))
 
     @classmethod
-    def from_data(cls, data: dict[str, Any], task: int = 0) -> Results:
+    def from_data(cls: type[ResultsT], data: ResultsDocument, task: int = 0) -> ResultsT:
         """Wrap one results document (``hpctriton check``).
 
         Example::
@@ -241,7 +287,7 @@ class Results:
             >>> Results.from_data(json.load(open("results/0/results.json"))).ok
             True
         """
-        return cls([TaskResults(task, data)], str(data.get("run", {}).get("run_id", "")))
+        return cls([TaskResults(task, data)], data["run"]["run_id"])
 
     # ------------------------------------------------------------ access
 
@@ -260,6 +306,19 @@ class Results:
             True
         """
         return bool(self.tasks) and all(t.ok for t in self.tasks) and not self.missing_tasks
+
+    @property
+    def verdict(self) -> str:
+        """``"OK"``, ``"FAILED"``, or ``"NO RESULTS"`` when no task left any.
+
+        Example::
+
+            >>> run.results().verdict
+            'OK'
+        """
+        if not self.tasks:
+            return "NO RESULTS"
+        return "OK" if self.ok else "FAILED"
 
     @property
     def missing_tasks(self) -> list[int]:
@@ -344,8 +403,6 @@ class Results:
             >>> [(p.load, p.latency("p99")) for p in res.load_points()]
             [(1.0, 2.1), (2.0, 2.6), (4.0, 4.4)]
         """
-        from hpctriton.results.load import load_points
-
         return load_points(self)
 
     # --------------------------------------------------------- exports
@@ -405,50 +462,9 @@ class Results:
                          **{k: _cell(points.get(p.task, {}).get(k)) for k in keys}})
         return pandas.DataFrame(rows, columns=[*LOAD_DATAFRAME_COLUMNS, *keys])
 
-    def plot(self, kind: Literal["auto", "load", "timeline", "models"] = "auto",
-             *, model: str | None = None) -> Figure:
-        """A matplotlib figure of the results.
 
-        ``kind``: ``"load"`` latency percentiles and throughput against concurrency or
-        request rate, one row per model; ``"timeline"`` when each check ran, per task;
-        ``"models"`` client latency and server-side time per model; ``"auto"`` load when
-        there are load results, else the timeline. ``model`` keeps one model.
-
-        Matplotlib is imported here (not before) and draws off-screen (Agg); the
-        process's pyplot backend is left alone, so a notebook shows the returned
-        figure inline.
-
-        Example::
-
-            >>> fig = res.plot()
-            >>> fig.savefig("load.png")
-        """
-        from hpctriton.report import plots
-
-        points = self.load_points()
-        if model is not None:
-            points = [p for p in points if p.model == model]
-        if kind == "auto":
-            kind = "load" if points else "timeline"
-        if kind == "load":
-            if not points:
-                raise ValueError("no load results to plot"
-                                 + (f" for model {model!r}" if model else "")
-                                 + ": run the load check, or plot(kind='timeline')")
-            from hpctriton.results.measures import task_scopes
-
-            return plots.notebook_ready(plots.load_figure(points, task_scopes(self.tasks)))
-        if kind == "timeline":
-            return plots.notebook_ready(plots.timeline_figure([("", self)]))
-        if kind == "models":
-            return plots.notebook_ready(plots.models_figure([("", self)], model=model))
-        raise ValueError(f"unknown plot kind {kind!r}: auto, load, timeline or models")
-
-    def _repr_html_(self) -> str:
-        """Jupyter's view: a verdict line and the results table."""
-        from hpctriton.report.htmlkit import notebook_html
-
-        return notebook_html(self)
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _cell(value: Any) -> Any:

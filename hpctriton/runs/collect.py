@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shlex
 import shutil
 import tarfile
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from hpctriton.errors import CollectError
 from hpctriton.runs.merge import merge_task_dir
 from hpctriton.runs.record import RunRecord
-from hpctriton.schedulers.registry import Backend
+from hpctriton.schedulers import Scheduler
+from hpctriton.shell import templates as templating
 from hpctriton.transport import Transport
 
 log = logging.getLogger("hpctriton.runs.collect")
@@ -127,18 +128,11 @@ def _safe_members(archive: tarfile.TarFile, target: Path) -> None:
 
 def _fetch_script(remote_dir: str, tasks: Sequence[int], extras: Sequence[str]) -> str:
     """tar the task folders (required) and the extra files that exist (optional)."""
-    task_dirs = " ".join(shlex.quote(f"results/{t}") for t in tasks)
-    extra = " ".join(shlex.quote(e) for e in extras)
-    return (
-        f"cd {shlex.quote(remote_dir)} || exit 2\n"
-        f"set -- {task_dirs}\n"
-        f"for f in {extra}; do [ -e \"$f\" ] && set -- \"$@\" \"$f\"; done\n"
-        # -h: DiCOS results are linked in; --hard-dereference: never emit hard links
-        'tar -czh --hard-dereference -f - -- "$@"\n'
-    )
+    return templating.render("hpctriton.runs:fetch.sh.j2", remote_dir=remote_dir,
+                             task_dirs=[f"results/{t}" for t in tasks], extras=list(extras))
 
 
-def collect(transport: Transport, backend: Backend, record: RunRecord,
+def collect(transport: Transport, scheduler: Scheduler[Any], record: RunRecord,
             tasks: Sequence[int], out_dir: Path | None = None) -> CollectReport:
     """Fetch ``tasks`` (those with something to fetch) into ``out_dir`` (default: the
     run's ``results/``)."""
@@ -153,13 +147,13 @@ def collect(transport: Transport, backend: Backend, record: RunRecord,
             wanted.append(task)
     if not wanted:
         return report
-    backend.prepare_collect(transport, record, wanted)
+    scheduler.prepare_collect(transport, record, wanted)
     present = _remote_task_dirs(transport, record, wanted)
     report.missing = [t for t in wanted if t not in present]
     fetch = [t for t in wanted if t in present]
     if not fetch:
         return report
-    extras = backend.extra_result_files(record, fetch)
+    extras = scheduler.extra_result_files(record, fetch)
     for stale in target.glob(".incoming-*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted collect
     scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target))
@@ -219,8 +213,7 @@ def _merge_load(task_dir: Path, task: int, report: CollectReport) -> None:
 
 def _remote_task_dirs(transport: Transport, record: RunRecord,
                       tasks: Sequence[int]) -> set[int]:
-    script = (f"cd {shlex.quote(record.remote_dir)}/results 2>/dev/null || exit 0\n"
-              f"for t in {' '.join(str(t) for t in tasks)}; do [ -d \"$t\" ] && echo \"$t\"; "
-              "done; true\n")
+    script = templating.render("hpctriton.runs:list_results.sh.j2",
+                               results_dir=f"{record.remote_dir}/results", tasks=list(tasks))
     out = transport.run_script(script).check("listing remote results").stdout
     return {int(x) for x in out.split() if x.isdigit()}

@@ -1,5 +1,5 @@
-"""Load from several Slurm tasks: how many tasks a config asks for, and merging what
-they wrote into one report for the whole job.
+"""Load from several tasks of one job: merging what they wrote into one report for
+the whole job (how many tasks a config asks for: :func:`hpctriton.config.load_tasks`).
 
 A load check with ``tasks: N`` runs from N tasks of one job (``srun --ntasks N``,
 which starts them together); each writes ``results/<task>/load/rank-<r>.json`` with
@@ -38,29 +38,13 @@ from typing import TYPE_CHECKING, Any
 from hpctriton_probe.load import stats as loadstats
 
 if TYPE_CHECKING:
-    from hpctriton.config.models import Config
+    from hpctriton_probe.schema import ResultEntry
 
 log = logging.getLogger("hpctriton.runs.merge")
 
 MERGED_JSON = "load-merged.json"
 MERGED_CSV = "load-merged.csv"
 REPORT_FORMAT = "hpctriton-load-report-1"
-
-
-def load_tasks(config: Config) -> int:
-    """The most tasks any load check of any sweep point asks for (1 without load).
-
-    Example::
-
-        >>> load_tasks(config_with({"load": {"tasks": 3}}))
-        3
-    """
-    most = 1
-    for _point, cfg in config.points():
-        for check in cfg.checks:
-            if check.name == "load":
-                most = max(most, int(getattr(check.options, "tasks", 1) or 1))
-    return most
 
 
 def read_rank_docs(task_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -93,7 +77,7 @@ def merge_docs(docs: list[dict[str, Any]]) -> dict[str, Any]:
     expected = int(merged.get("ranks") or 1)
     found = list(merged.get("ranks_found") or [])
     summary = loadstats.summarize_run(merged)
-    entries: list[dict[str, Any]] = []
+    entries: list[ResultEntry] = []
     for load in merged["loads"]:
         ranks = int(load.get("ranks") or expected)
         for point in load.get("points") or []:

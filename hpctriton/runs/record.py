@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from hpctriton.config.models import ClusterConfig, Config, config_from_data
+from hpctriton.config import ClusterConfig, Config, config_from_data
 from hpctriton.errors import ConfigError, RunNotFound
+from hpctriton.schedulers import JobRef, names
 
 log = logging.getLogger("hpctriton.runs.record")
 RUN_SCHEMA_VERSION = 1
@@ -41,19 +42,6 @@ def atomic_write(path: Path, text: str) -> None:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class JobRef:
-    """One scheduler submission of a run: which tasks it covers and how they are named."""
-
-    #: Slurm: the array (or single) job id; DiCOS: the PandaID; local: the process id.
-    job_id: str
-    tasks: list[int]
-    #: Slurm: task ``t`` is array index ``t - offset``.
-    offset: int = 0
-    #: Backend-specific details (DiCOS TaskID, cluster name from ``id;cluster``…).
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,15 +80,15 @@ class RunRecord:
         if self._config is None:
             data = yaml.safe_load((self.path / "config.yaml").read_text(encoding="utf-8"))
             base = data.pop("_base_dir", str(self.path))
-            self._config = config_from_data(data, base_dir=base)
+            self._config = config_from_data(_own_options_only(data), base_dir=base)
         return self._config
 
     def cluster_config(self) -> ClusterConfig:
-        """The cluster settings the run was submitted with."""
+        """The cluster settings the run was submitted with, under its scheduler."""
         config = self.config()
         if self.cluster and self.cluster in config.clusters:
-            return config.clusters[self.cluster]
-        return ClusterConfig(backend=self.backend)
+            return config.clusters[self.cluster].for_backend(self.backend)
+        return ClusterConfig.of(self.backend)
 
     def save(self) -> None:
         """Write ``run.json`` atomically."""
@@ -135,6 +123,18 @@ class RunRecord:
             raise RunNotFound(f"{path} is not a valid run record: {exc}") from None
         record.path = folder
         return record
+
+
+def _own_options_only(data: dict[str, Any]) -> dict[str, Any]:
+    """``config.yaml`` of a record written before schedulers were plugins holds every
+    scheduler's options under each cluster; a cluster now takes only its own."""
+    clusters = data.get("clusters")
+    for cluster in clusters.values() if isinstance(clusters, dict) else ():
+        if isinstance(cluster, dict):
+            for name in names():
+                if name != cluster.get("backend"):
+                    cluster.pop(name, None)
+    return data
 
 
 def save_config(record: RunRecord, config: Config) -> None:

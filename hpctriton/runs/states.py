@@ -1,51 +1,21 @@
-"""Job states: one ordered enum, with the rule that turns evidence into a state.
+"""A task's status: the rule that turns evidence into a state.
 
-The job's own ``state.json`` is the lasting truth; the scheduler is a hint for jobs
-that never started, were cancelled before starting, or vanished.
+The job's own ``state.json`` is the lasting truth; the scheduler is a hint
+(:class:`~hpctriton.schedulers.jobs.SchedulerInfo`) for jobs that never started, were
+cancelled before starting, or vanished.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-
-class JobState(str, enum.Enum):
-    """Where a task is. ``final`` states never change again."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-    UNKNOWN = "unknown"
-
-    @property
-    def final(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED,
-                        JobState.TIMEOUT)
-
-    def __str__(self) -> str:
-        return self.value
-
+from hpctriton.schedulers import JobState, SchedulerInfo
 
 #: Probe exit codes (README): what a finished job's exit code means.
 EXIT_MEANINGS = {0: "all checks passed", 1: "checks failed", 2: "bad spec or arguments",
                  125: "container instance failed to start",
                  127: "interpreter or container runtime not found", 143: "terminated"}
-
-
-@dataclass(frozen=True)
-class SchedulerInfo:
-    """What a scheduler says about one task (a hint)."""
-
-    state: JobState
-    job_id: str = ""
-    reason: str = ""
-    #: The scheduler's own word (``PENDING``, ``OUT_OF_MEMORY``, ``activated``…).
-    raw: str = ""
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from hpctriton.errors import CommandError, RemoteError
 from hpctriton.runs.record import RunRecord
-from hpctriton.runs.states import JobState, SchedulerInfo, TaskStatus, combine
-from hpctriton.schedulers.registry import Backend
+from hpctriton.runs.states import TaskStatus, combine
+from hpctriton.schedulers import JobState, Scheduler, SchedulerInfo
 from hpctriton.shell import templates as templating
 from hpctriton.transport import Transport
 
@@ -63,13 +63,8 @@ def read_states(transport: Transport, record: RunRecord,
     """Every existing ``results/<task>/state.json`` of ``tasks``, in one remote call."""
     if not tasks:
         return {}
-    script = (
-        f"cd {shlex.quote(record.remote_dir)}/results 2>/dev/null || exit 0\n"
-        f"for t in {' '.join(str(t) for t in tasks)}; do\n"
-        '  if [ -f "$t/state.json" ]; then IFS= read -r l < "$t/state.json"; '
-        'printf "@@STATE %s %s\\n" "$t" "$l"; fi\n'
-        "done\n"
-    )
+    script = templating.render("hpctriton.runs:read_states.sh.j2",
+                               results_dir=f"{record.remote_dir}/results", tasks=list(tasks))
     result = transport.run_script(script)
     states: dict[int, dict[str, object]] = {}
     for line in result.stdout.splitlines():
@@ -84,7 +79,8 @@ def read_states(transport: Transport, record: RunRecord,
 def wait_script(remote_dir: str, pending: Sequence[int], slice_s: float,
                 started: Sequence[int] = ()) -> str:
     """The remote loop: one line per task that starts or finishes, for ``slice_s`` s."""
-    return templating.render("hpctriton.runs:wait_states.sh.j2", results_dir=f"{remote_dir}/results",
+    return templating.render("hpctriton.runs:wait_states.sh.j2",
+                             results_dir=f"{remote_dir}/results",
                              pending=list(pending), started=list(started),
                              slice_s=max(1, int(slice_s)), poll_s=poll_interval(len(pending)))
 
@@ -130,20 +126,18 @@ def collected_states(record: RunRecord) -> dict[int, dict[str, object]]:
     return states
 
 
-def status(transport: Transport, backend: Backend, record: RunRecord,
-           *, scheduler: bool = True) -> RunStatus:
+def status(transport: Transport, scheduler: Scheduler[Any], record: RunRecord,
+           *, ask_scheduler: bool = True) -> RunStatus:
     """State files first (one call), then one scheduler call for the tasks they leave open."""
     tasks = list(range(record.n_tasks))
-    if backend.state_files_reachable:
-        states = read_states(transport, record, tasks)
-    else:
-        states = collected_states(record)
+    reachable = scheduler.capabilities.state_files_reachable
+    states = read_states(transport, record, tasks) if reachable else collected_states(record)
     open_tasks = [t for t in tasks if not _final_from_state(states.get(t))]
     hints: dict[int, SchedulerInfo] = {}
-    if scheduler and open_tasks:
-        hints = backend.poll(transport, record, open_tasks)
-    return RunStatus({t: combine(t, states.get(t), hints.get(t),
-                                 state_expected=backend.state_files_reachable) for t in tasks})
+    if ask_scheduler and open_tasks:
+        hints = scheduler.poll(transport, record, open_tasks)
+    return RunStatus({t: combine(t, states.get(t), hints.get(t), state_expected=reachable)
+                      for t in tasks})
 
 
 def _final_from_state(state: dict[str, object] | None) -> bool:
@@ -159,7 +153,7 @@ class Waiter:
     """Waits for a run; ``on_change`` is called whenever a task's status changes."""
 
     transport: Transport
-    backend: Backend
+    scheduler: Scheduler[Any]
     record: RunRecord
     on_change: ProgressCallback | None = None
     hint_interval_s: float = HINT_INTERVAL_S
@@ -174,9 +168,13 @@ class Waiter:
     _absent: dict[int, int] = field(default_factory=dict)
     _poll_failures: int = 0
 
+    @property
+    def _reachable(self) -> bool:
+        return self.scheduler.capabilities.state_files_reachable
+
     def _combined(self, task: int) -> TaskStatus:
         status = combine(task, self._states.get(task), self._hints.get(task),
-                         state_expected=self.backend.state_files_reachable)
+                         state_expected=self._reachable)
         if status.state == JobState.UNKNOWN and self._absent.get(task, 0) >= VANISHED_AFTER:
             return replace(status, state=JobState.FAILED,
                            reason="vanished: no state file, and the scheduler no longer "
@@ -204,7 +202,7 @@ class Waiter:
             return
         self.scheduler_calls += 1
         try:
-            hints = self.backend.poll(self.transport, self.record, open_tasks)
+            hints = self.scheduler.poll(self.transport, self.record, open_tasks)
         except (CommandError, RemoteError) as exc:
             self._poll_failures += 1
             if not exc.transient and self._poll_failures >= POLL_FAILURES_FATAL:
@@ -213,8 +211,7 @@ class Waiter:
             return
         self._poll_failures = 0
         self._hints.update(hints)
-        reachable = self.backend.state_files_reachable
-        if reachable:
+        if self._reachable:
             # The scheduler says "ended" but the state file we last saw says running (or
             # was not there): the job may have just finished; read its file again rather
             # than believe the hint.
@@ -254,7 +251,7 @@ class Waiter:
     def wait(self, timeout_s: float | None = None) -> RunStatus:
         """Block until every task is final (or ``timeout_s`` passes); return the status."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        if self.backend.state_files_reachable:
+        if self._reachable:
             self._states = read_states(self.transport, self.record,
                                        list(range(self.record.n_tasks)))
         self._update()
@@ -288,7 +285,7 @@ class Waiter:
             until_hint = max(1.0, interval - (time.monotonic() - last_hint))
             remaining = (deadline - time.monotonic()) if deadline is not None else until_hint
             slice_s = max(0.5, min(self.slice_s or until_hint, until_hint, remaining))
-            if not self.backend.state_files_reachable:
+            if not self._reachable:
                 time.sleep(slice_s)
                 continue
             try:

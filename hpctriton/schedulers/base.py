@@ -1,40 +1,97 @@
-"""The one small interface every scheduler backend implements.
+"""The one small interface every scheduler implements, and how to add one.
 
-Adding a scheduler (PBS, HTCondor, …) is one new module in this package:
+A scheduler is a folder: its options model, its templates, its output parser with the
+state map, and the :class:`Scheduler` subclass that ties them together. Adding PBS is
+one such folder, in a package of its own::
 
-1. Subclass :class:`Backend`, set ``name`` and ``template`` (a Jinja2 file in
-   ``templates/`` that ``{% extends "job.sh.j2" %}`` and fills the ``directives``,
-   ``task_index`` and ``job_id`` blocks: how the scheduler is told what to run, how a
-   task learns its index, and what it reports as its job id).
-2. Render: override :meth:`directives` (scheduler lines at the top of ``job.sh``) and
-   :meth:`extra_files` (files beside it, such as DiCOS's ``submit.sh``). Never change
-   the inputs; quote every value with :mod:`hpctriton.shell.quoting`.
-3. Run: :meth:`submit` stages nothing itself (the caller has copied the bundle to
-   ``remote_dir``); it runs the scheduler's submit command through the transport and
-   returns the jobs it created. :meth:`poll` answers for *all* jobs of a run in one
-   scheduler call. :meth:`cancel` cancels them. :meth:`prepare_collect` makes the
-   results reachable under ``remote_dir/results`` when the scheduler keeps them
-   elsewhere (DiCOS's ``getoutput``).
-4. Register it: add ``"name": "hpctriton.schedulers.registry.module:Class"`` to ``_REGISTRY`` in
-   ``hpctriton/backends/__init__.py``; nothing outside the backend module branches on
-   its name.
+    hpctriton_pbs/
+        __init__.py           from hpctriton_pbs.scheduler import PbsScheduler
+        options.py            class PbsOptions(SchedulerOptions): queue, walltime, …
+        parse.py              PBS_STATES = {"Q": JobState.PENDING, "R": JobState.RUNNING, …}
+                              def parse_qstat(text, run) -> dict[int, SchedulerInfo]
+        scheduler.py          class PbsScheduler(Scheduler[PbsOptions])
+        templates/job.sh.j2   {% extends "hpctriton.render:job.sh.j2" %} with #PBS lines
+        templates/poll.sh.j2  qstat -x -f {{ job_ids | join_q }}
 
-Every job script writes ``results/<task>/state.json`` itself (see the README); a
-backend's scheduler queries are only a hint for jobs that never started or vanished.
+    # its setup.cfg
+    [options.entry_points]
+    hpctriton.schedulers =
+        pbs = hpctriton_pbs:PbsScheduler
+
+1. **Options.** Subclass :class:`SchedulerOptions` (pydantic; unknown keys are refused
+   with the valid ones named). The config then accepts ``backend: pbs`` with a ``pbs:``
+   section of these options, and ``hpctriton schema`` shows it: the registry hands the
+   config a discriminated union of every scheduler's options.
+2. **Templates.** ``job_template`` names a template (``"hpctriton_pbs:job.sh.j2"``,
+   see :mod:`hpctriton.shell.templates`) that extends ``"hpctriton.render:job.sh.j2"``
+   and fills its blocks: ``directives`` (how the scheduler is told what to run),
+   ``task_index`` (how a task learns its index) and ``job_id`` (what it reports as its
+   job id). :meth:`Scheduler.job_values` hands it values, :meth:`Scheduler.extra_files`
+   adds files beside ``job.sh``. Remote scripts (submit, poll, cancel) are templates in
+   the same folder, rendered with :func:`hpctriton.shell.templates.render`; every value
+   passes the ``q`` filter there. Python code builds argument lists, never shell text.
+3. **Parser and state map.** Pure functions from the tool's output to
+   :class:`~hpctriton.schedulers.jobs.SchedulerInfo` per task, with the map from the
+   scheduler's words to :class:`~hpctriton.schedulers.jobs.JobState` beside them; an
+   unknown word maps to ``UNKNOWN``, never to a guess.
+4. **Capabilities.** Declare what the scheduler can do (:class:`Capabilities`): generic
+   code asks these, and never branches on a scheduler's name.
+5. **Run.** :meth:`Scheduler.submit` runs the submit command in the staged bundle
+   (``run.remote_dir``) and returns the jobs it made; :meth:`Scheduler.poll` answers
+   for *all* jobs of a run in one scheduler call; :meth:`Scheduler.cancel` cancels.
+   Optional hooks: :meth:`Scheduler.prepare_collect`, :meth:`Scheduler.resubmit`,
+   :meth:`Scheduler.extra_result_files`, :meth:`Scheduler.doctor`.
+6. **Entry point.** Register the class in the ``hpctriton.schedulers`` entry-point
+   group; the name must equal the class's ``name``. A scheduler package imports only
+   ``hpctriton.schedulers``, ``hpctriton.shell``, ``hpctriton.transport`` and
+   ``hpctriton.errors``: the config imports every scheduler to build its union.
+
+Every job script writes ``results/<task>/state.json`` itself (the base job template
+does); a scheduler's queries are only a hint for jobs that never started or vanished.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from hpctriton.schedulers.jobs import JobRef, SchedulerInfo
 
 if TYPE_CHECKING:
-    from hpctriton.config.models import ClusterConfig, Config
-    from hpctriton.runs.record import JobRef, RunRecord
-    from hpctriton.runs.states import SchedulerInfo
     from hpctriton.transport import Transport
+
+
+class SchedulerOptions(BaseModel):
+    """Base of a scheduler's options: the ``<name>:`` section of a cluster."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=SchedulerOptions)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a scheduler can do. Generic code asks these, never the scheduler's name."""
+
+    #: One submission runs many tasks, each with an id of its own (Slurm ``--array``).
+    job_arrays: bool = False
+    #: A load check with ``tasks: N`` runs N probes started together inside one job
+    #: (``srun``); without it the load runs from one task.
+    multi_task_load: bool = False
+    #: One task of a submission can be cancelled while its other tasks run on.
+    per_task_cancel: bool = True
+    #: The jobs' ``results/<task>/state.json`` can be read in the run's remote folder
+    #: while they run (DiCOS: no, outputs come back only through ``getoutput``).
+    state_files_reachable: bool = True
+    #: On this machine (a cluster without ``host``) the bundle runs where it was
+    #: rendered, not in a copy under the cluster's workdir.
+    stage_in_place: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,34 +105,81 @@ class DoctorCheck:
     optional: bool = False
 
 
+class ClusterView(Protocol):
+    """What a scheduler reads of a cluster (:class:`hpctriton.config.ClusterConfig`)."""
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def options(self) -> SchedulerOptions: ...
+
+
+class RunView(Protocol):
+    """What a scheduler reads of a run record (:class:`hpctriton.runs.record.RunRecord`)."""
+
+    @property
+    def n_tasks(self) -> int: ...
+
+    @property
+    def remote_dir(self) -> str: ...
+
+    @property
+    def bundle_dir(self) -> Path: ...
+
+    @property
+    def created_at(self) -> str: ...
+
+    @property
+    def jobs(self) -> list[JobRef]: ...
+
+    @property
+    def events(self) -> list[dict[str, Any]]: ...
+
+    def job_for_task(self, task: int) -> JobRef | None: ...
+
+    def cluster_config(self) -> ClusterView: ...
+
+
 @dataclass(frozen=True)
 class RenderContext:
-    """What a backend may read while rendering one bundle."""
+    """What a scheduler may read while rendering one bundle."""
 
-    config: Config
     cluster_name: str | None
-    cluster: ClusterConfig
+    cluster: ClusterView
     run_id: str
     n_tasks: int
-    #: Extra values for the template (set by the generic renderer).
-    values: dict[str, Any] = field(default_factory=dict)
+    #: Probes a load check starts together in each task (1 unless the scheduler has
+    #: ``multi_task_load`` and a load check asks for ``tasks: N``).
+    load_ranks: int = 1
 
 
-class Backend(ABC):
+class Scheduler(ABC, Generic[OptionsT]):
     """A scheduler: how a bundle is rendered for it, submitted, watched and collected."""
 
-    #: The name used in ``backend:`` and ``--backend``.
+    #: The name used in ``backend:`` and ``--backend``, and the key of its options.
     name: ClassVar[str]
-    #: The job template in ``templates/``.
-    template: ClassVar[str]
+    #: The options model: the cluster's ``<name>:`` section.
+    options_model: type[OptionsT]
+    #: The job template, ``"<package>:<file>"``.
+    job_template: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
     #: How a user runs the bundle by hand, from inside its folder.
     manual_command: ClassVar[str] = "bash job.sh"
 
+    def options(self, cluster: ClusterView) -> OptionsT:
+        """This scheduler's options of ``cluster``."""
+        options = cluster.options
+        if not isinstance(options, self.options_model):
+            raise TypeError(f"a {cluster.backend} cluster was handed to the {self.name} "
+                            "scheduler (retarget it with ClusterConfig.for_backend)")
+        return options
+
     # ------------------------------------------------------------------ render
 
-    def directives(self, ctx: RenderContext) -> list[str]:
-        """Scheduler lines placed right after ``#!/bin/bash`` (already quoted)."""
-        return []
+    def job_values(self, ctx: RenderContext) -> dict[str, Any]:
+        """Values the scheduler's job template reads beyond the generic ones."""
+        return {}
 
     def extra_files(self, ctx: RenderContext) -> dict[str, str]:
         """Other files of the bundle: name -> text."""
@@ -85,23 +189,15 @@ class Backend(ABC):
         """One comment line for ``job.sh`` saying how to run it by hand."""
         return f"Run from inside this folder: {self.manual_command}"
 
-    # ------------------------------------------------------------------- run
-
-    #: Can the jobs' ``results/<task>/state.json`` be read in ``remote_dir`` while they
-    #: run? (DiCOS: no, outputs come back only through ``getoutput``.)
-    state_files_reachable: ClassVar[bool] = True
-    #: With a local transport, run the bundle where it was rendered instead of staging
-    #: a copy under the cluster's workdir (the local backend on this machine).
-    stage_in_place: ClassVar[bool] = False
-
-    def task_count(self, cluster: ClusterConfig, n_points: int) -> int:
+    def task_count(self, cluster: ClusterView, n_points: int) -> int:
         """How many tasks a run of ``n_points`` sweep points has (DiCOS copies add more)."""
         return n_points
 
+    # ------------------------------------------------------------------- run
+
     @abstractmethod
-    def submit(self, transport: Transport, record: RunRecord,
-               tasks: Sequence[int]) -> list[JobRef]:
-        """Submit ``tasks`` of the bundle staged in ``record.remote_dir``.
+    def submit(self, transport: Transport, run: RunView, tasks: Sequence[int]) -> list[JobRef]:
+        """Submit ``tasks`` of the bundle staged in ``run.remote_dir``.
 
         Return every submission made. When a later submission fails after earlier
         ones succeeded, raise :class:`~hpctriton.errors.PartialSubmitError` carrying
@@ -109,7 +205,7 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def poll(self, transport: Transport, record: RunRecord,
+    def poll(self, transport: Transport, run: RunView,
              tasks: Sequence[int]) -> dict[int, SchedulerInfo]:
         """The scheduler's view of ``tasks``, from ONE scheduler call for all of them.
 
@@ -117,24 +213,23 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def cancel(self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
+    def cancel(self, transport: Transport, run: RunView, tasks: Sequence[int]) -> None:
         """Cancel ``tasks`` (all of the run's jobs when it is every task)."""
 
     def prepare_collect(  # noqa: B027 - an optional hook; most schedulers need nothing
-            self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
+            self, transport: Transport, run: RunView, tasks: Sequence[int]) -> None:
         """Make ``remote_dir/results/<task>`` hold each task's results (DiCOS fetches
         them with ``getoutput`` first); raise if they cannot be had."""
 
-    def resubmit(self, transport: Transport, record: RunRecord,
+    def resubmit(self, transport: Transport, run: RunView,
                  tasks: Sequence[int]) -> list[JobRef]:
         """Submit ``tasks`` again (the default: submit them afresh)."""
-        return self.submit(transport, record, tasks)
+        return self.submit(transport, run, tasks)
 
-    def extra_result_files(self, record: RunRecord, tasks: Sequence[int]) -> list[str]:
+    def extra_result_files(self, run: RunView, tasks: Sequence[int]) -> list[str]:
         """Other files under ``remote_dir`` to collect with the tasks (scheduler logs)."""
         return []
 
-    def doctor(self, transport: Transport, cluster: ClusterConfig,
-               config: Config) -> list[DoctorCheck]:
-        """Backend-specific health checks of the cluster side."""
+    def doctor(self, transport: Transport, cluster: ClusterView) -> list[DoctorCheck]:
+        """Scheduler-specific health checks of the cluster side."""
         return []

@@ -6,8 +6,9 @@ folder of its package, and are named ``"<package>:<file>"``:
 ``hpctriton/schedulers/slurm/templates/submit.sh.j2``. A scheduler shipped as a package
 of its own names its templates the same way.
 
-Undefined names are errors, and the ``q`` / ``join_q`` filters are the only way a
-value reaches shell text (see :mod:`hpctriton.shell.quoting`).
+Undefined names are errors, and the quoting filters are the only way a value reaches
+shell text (see :mod:`hpctriton.shell.quoting`): ``q`` (one argument), ``join_q`` (an
+argument list) and, for ``#SBATCH`` lines, which sbatch parses itself, ``sbatch_q``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["q"] = quoting.q
     env.filters["join_q"] = quoting.join
+    env.filters["sbatch_q"] = quoting.sbatch_quote
     return env
 
 

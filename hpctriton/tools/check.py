@@ -17,15 +17,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hpctriton.config import DEFAULT_CONFIG, Config, config_from_data, load_config, yamlsrc
 from hpctriton.config import overrides as ov
-from hpctriton.config import yamlsrc
-from hpctriton.config.models import DEFAULT_CONFIG, Config, config_from_data, load_config
 from hpctriton.errors import ConfigError, UsageError
 from hpctriton.render.bundle import task_specs
-from hpctriton.results.model import Results, TaskResults
+from hpctriton.report.notebook import Results
+from hpctriton.results.model import TaskResults
 from hpctriton_probe.spec import CHECK_OPTIONS
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry
 
 
 def split_url(url: str, flag: str) -> tuple[str, int]:
@@ -99,7 +102,7 @@ def config_for_check(
 def check(
     config: Config,
     *,
-    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_result: Callable[[ResultEntry], None] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Results:
     """Run every task of the config (each sweep point) here, one after another.

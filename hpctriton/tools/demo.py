@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpctriton.config.models import Config, config_from_data
+from hpctriton.config import Config, config_from_data
 from hpctriton.errors import HpctritonError, UsageError
 
 #: examples/local.yaml, as data (tests/test_demo.py compares the two).
@@ -93,7 +93,7 @@ def demo_config(server: DemoServer, runs_dir: str | Path,
                 config_path: str | Path | None = None) -> Config:
     """``examples/local.yaml`` (or ``config_path``) with the demo server's ports."""
     if config_path is not None:
-        from hpctriton.config.models import load_config
+        from hpctriton.config import load_config
 
         config = load_config(config_path, overrides=server.overrides())
     else:

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from hpctriton.config.models import ClusterConfig, Config
+from hpctriton.config import ClusterConfig, Config
 from hpctriton.errors import CommandError, RemoteError, UsageError
 from hpctriton.shell import quoting
+from hpctriton.shell import templates as templating
 from hpctriton.tools.compat import IMAGE
 from hpctriton.transport import Transport, open_transport
 
@@ -147,21 +148,15 @@ def build_commands(cluster: ClusterConfig, *, workdir: str, cluster_name: str | 
     binary = cluster.container_bin or runtime
     argv = build_argv(image, definition, runtime=runtime, binary=binary, fakeroot=fakeroot,
                       force=force)
-    hint = _not_found_hint(binary, host_label, cluster_name)
-    lines = ["set -e"]
-    lines += [quoting.one_line(line, "prologue") for line in cluster.prologue]
-    lines += [
-        f"if ! command -v {quoting.q(binary)} >/dev/null 2>&1; then",
-        f"    printf '%s\\n' {quoting.q(hint)} >&2",
-        f"    exit {NOT_FOUND}",
-        "fi",
-        quoting.join(["mkdir", "-p", str(PurePosixPath(image).parent)]),
-        quoting.join(argv),
-        quoting.join(["test", "-s", image]),
-    ]
+    script = templating.render(
+        "hpctriton.tools:build_image.sh.j2",
+        prologue=[quoting.one_line(line, "prologue") for line in cluster.prologue],
+        binary=binary, hint=_not_found_hint(binary, host_label, cluster_name),
+        not_found=NOT_FOUND, image_dir=str(PurePosixPath(image).parent), build_argv=argv,
+        image=image)
     where = "ssh" if cluster.host else ("spython" if use_spython else "local")
     return BuildPlan(where=where, argv=argv, definition=definition, image=image,
-                     script="\n".join(lines) + "\n", config_line=config_line(image, runtime),
+                     script=script, config_line=config_line(image, runtime),
                      runtime=runtime)
 
 

@@ -8,7 +8,7 @@ from hpctriton.transport.base import CommandResult, Transport
 from hpctriton.transport.local import LocalTransport
 
 if TYPE_CHECKING:
-    from hpctriton.config.models import ClusterConfig
+    from hpctriton.config import ClusterConfig
 
 
 def open_transport(cluster: ClusterConfig) -> Transport:

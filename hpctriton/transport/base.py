@@ -13,7 +13,6 @@ zsh, even tcsh) never parses them, and one shell start-up can run many commands.
 from __future__ import annotations
 
 import logging
-import shlex
 import tarfile
 import threading
 import time
@@ -24,6 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from hpctriton.errors import CommandError, RemoteError
+from hpctriton.shell import quoting
+from hpctriton.shell import templates as templating
 
 log = logging.getLogger("hpctriton.transport")
 
@@ -81,14 +82,13 @@ class Transport(ABC):
     def run(self, argv: Sequence[str], *, timeout: float | None = 60.0,
             cwd: str | None = None) -> CommandResult:
         """Run one command given as an argument list."""
-        script = shlex.join(argv)
-        if cwd is not None:
-            script = f"cd {shlex.quote(cwd)} && {script}"
+        script = templating.render("hpctriton.transport:command.sh.j2", argv=list(argv),
+                                   cwd=cwd)
         return self.run_script(script, timeout=timeout)
 
     def _prefixed(self, script: str) -> str:
-        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
-        return exports + script
+        env = {quoting.env_name(k): v for k, v in self.env.items()}
+        return templating.render("hpctriton.transport:prefixed.sh.j2", env=env, script=script)
 
     def run_script(self, script: str, *, timeout: float | None = 60.0) -> CommandResult:
         """Run a bash script (one shell start-up for many commands)."""
@@ -136,7 +136,8 @@ class Transport(ABC):
 
     def home(self) -> str:
         """The remote home folder (where relative workdirs live)."""
-        result = self.run_script('printf %s "$HOME"').check("reading $HOME")
+        script = templating.render("hpctriton.transport:home.sh.j2")
+        result = self.run_script(script).check("reading $HOME")
         return result.stdout.strip()
 
     def resolve(self, path: str) -> str:

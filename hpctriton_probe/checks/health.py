@@ -8,17 +8,21 @@ gives one (state and reason, e.g. a failed load).
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
 
-from hpctriton_probe.checks import CheckContext
+from hpctriton_probe.checks.base import Check, CheckContext, as_json
 from hpctriton_probe.net.calls import CallFailure
+from hpctriton_probe.spec import HealthOptions
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry
 
 
-def _why_not_ready(ctx: CheckContext, protocol: str, model: str) -> Optional[dict]:
+def _why_not_ready(ctx: CheckContext, protocol: str, model: str) -> Optional[Dict[str, str]]:
     """State and reason of ``model`` from the repository index; None if unavailable."""
     try:
         index = ctx.call(protocol, "get_model_repository_index", what="repository index",
-                         **({"as_json": True} if protocol == "grpc" else {}))
+                         **as_json(protocol))
     except CallFailure:
         return None
     rows = index.get("models", []) if isinstance(index, dict) else index
@@ -28,13 +32,13 @@ def _why_not_ready(ctx: CheckContext, protocol: str, model: str) -> Optional[dic
     return {"state": "UNKNOWN", "reason": "not in the model repository"}
 
 
-def run(ctx: CheckContext) -> Iterator[dict]:
+def run(ctx: CheckContext) -> Iterator[ResultEntry]:
     for protocol, skip in ctx.protocols():
         if skip:
             yield ctx.entry(protocol, None, "skip", skip)
             continue
         started = time.monotonic()
-        details: dict[str, Any] = {"url": ctx.server.url(protocol)}
+        details: Dict[str, Any] = {"url": ctx.server.url(protocol)}
         try:
             t0 = time.monotonic()
             live = bool(ctx.call(protocol, "is_server_live", what="server live"))
@@ -73,3 +77,6 @@ def run(ctx: CheckContext) -> Iterator[dict]:
                 message += ": {}{}".format(why["state"] or "unknown state",
                                            " ({})".format(why["reason"]) if why["reason"] else "")
             yield ctx.entry(protocol, model, "fail", message, details, started)
+
+
+CHECK = Check("health", HealthOptions, run)

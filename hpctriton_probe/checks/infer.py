@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
-from hpctriton_probe.checks import CheckContext, model_info
+from hpctriton_probe.checks.base import Check, CheckContext, model_info
 from hpctriton_probe.load import inputs as inp
 from hpctriton_probe.net import features
 from hpctriton_probe.net.calls import CallFailure
+from hpctriton_probe.spec import InferOptions
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry
 
 
-def _shape_fits(declared: list, got: list, batch: Optional[int]) -> bool:
+def _shape_fits(declared: List[int], got: List[int], batch: Optional[int]) -> bool:
     if len(declared) != len(got):
         return False
     # noqa below: zip(strict=) needs Python 3.10; the lengths were compared just above.
@@ -40,17 +44,18 @@ def _output_datatype(result: Any, name: str) -> Optional[str]:
     return getattr(out, "datatype", None)  # gRPC protobuf
 
 
-def _unsupported_tensors(meta: dict) -> dict:
+def _unsupported_tensors(meta: Dict[str, Any]) -> Dict[str, str]:
     """``{tensor name: reason}`` for inputs and outputs whose datatype the installed
     tritonclient cannot encode or decode (BF16 in older releases)."""
-    out = {}
-    problems = {}  # type: dict
+    out: Dict[str, str] = {}
+    problems: Dict[str, Optional[str]] = {}
     for io in meta["inputs"] + meta["outputs"]:
         datatype = io["datatype"]
         if datatype not in problems:
             problems[datatype] = features.datatype_problem(datatype)
-        if problems[datatype]:
-            out[io["name"]] = problems[datatype]
+        problem = problems[datatype]
+        if problem:
+            out[io["name"]] = problem
     return out
 
 
@@ -62,7 +67,7 @@ def _load_files(ctx: CheckContext, model: str) -> tuple:
     return data, data_path, expected, expected_path
 
 
-def run(ctx: CheckContext) -> Iterator[dict]:
+def run(ctx: CheckContext) -> Iterator[ResultEntry]:
     for protocol, skip in ctx.protocols():
         if skip:
             yield ctx.entry(protocol, None, "skip", skip)
@@ -71,7 +76,7 @@ def run(ctx: CheckContext) -> Iterator[dict]:
             yield _infer(ctx, protocol, model)
 
 
-def _infer(ctx: CheckContext, protocol: str, model: str) -> dict:
+def _infer(ctx: CheckContext, protocol: str, model: str) -> ResultEntry:
     started = time.monotonic()
     opts = ctx.options
     try:
@@ -82,7 +87,8 @@ def _infer(ctx: CheckContext, protocol: str, model: str) -> dict:
         return ctx.entry(protocol, model, "skip", "decoupled model: answers on a stream, "
                          "which this check does not drive", {"config": config}, started)
     mbs = config["max_batch_size"]
-    details = {"batch_size": opts.batch_size if mbs > 0 else None, "max_batch_size": mbs}
+    details: Dict[str, Any] = {"batch_size": opts.batch_size if mbs > 0 else None,
+                               "max_batch_size": mbs}
     unsupported = _unsupported_tensors(meta)
     if unsupported:
         details["unsupported_tensors"] = unsupported
@@ -120,7 +126,7 @@ def _infer(ctx: CheckContext, protocol: str, model: str) -> dict:
                          f"cannot build the request: {type(exc).__name__}: {exc}",
                          details, started)
 
-    extra: dict[str, Any] = {}
+    extra: Dict[str, Any] = {}
     if config["sequence_batching"]:
         # A stateful model needs a correlation id: one request that starts and ends its
         # own sequence (a random id) touches no other client's state.
@@ -137,9 +143,9 @@ def _infer(ctx: CheckContext, protocol: str, model: str) -> dict:
     return _check_outputs(ctx, protocol, model, meta, mbs, prep, result, details, started)
 
 
-def _check_outputs(ctx: CheckContext, protocol: str, model: str, meta: dict, mbs: int,
-                   prep: inp.PreparedInputs, result: Any, details: dict,
-                   started: float) -> dict:
+def _check_outputs(ctx: CheckContext, protocol: str, model: str, meta: Dict[str, Any],
+                   mbs: int, prep: inp.PreparedInputs, result: Any, details: Dict[str, Any],
+                   started: float) -> ResultEntry:
     problems = []
     outputs = []
     batch = ctx.options.batch_size if mbs > 0 else None
@@ -183,3 +189,6 @@ def _check_outputs(ctx: CheckContext, protocol: str, model: str, meta: dict, mbs
         message += ", {} matched expected values".format(
             ", ".join(sorted(prep.expected)))
     return ctx.entry(protocol, model, "pass", message, details, started)
+
+
+CHECK = Check("infer", InferOptions, run)

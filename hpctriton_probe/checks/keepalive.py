@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
-from hpctriton_probe.checks import CheckContext
+from hpctriton_probe.checks.base import Check, CheckContext
 from hpctriton_probe.net.calls import CallFailure
 from hpctriton_probe.net.clients import FeatureMissing
 from hpctriton_probe.net.features import client_version
+from hpctriton_probe.spec import KeepaliveOptions
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry
 
 _BAD_STATES = ("TRANSIENT_FAILURE", "SHUTDOWN")
 
@@ -26,8 +30,8 @@ class _StateLog:
     """Connectivity states of a gRPC channel, in order (duplicates collapsed)."""
 
     def __init__(self) -> None:
-        self.states = []  # type: list
-        self.channel = None  # type: Any
+        self.states: List[str] = []
+        self.channel: Any = None
 
     def __call__(self, state: Any) -> None:
         name = getattr(state, "name", str(state))
@@ -63,7 +67,7 @@ class _StateLog:
         return any(s in _BAD_STATES for s in after)
 
 
-def run(ctx: CheckContext) -> Iterator[dict]:
+def run(ctx: CheckContext) -> Iterator[ResultEntry]:
     opts = ctx.options
     for protocol, skip in ctx.protocols():
         if skip:
@@ -72,14 +76,14 @@ def run(ctx: CheckContext) -> Iterator[dict]:
         yield _keepalive(ctx, opts)
 
 
-def _keepalive(ctx: CheckContext, opts: Any) -> dict:
+def _keepalive(ctx: CheckContext, opts: KeepaliveOptions) -> ResultEntry:
     started = time.monotonic()
     endpoint = ctx.endpoint("grpc")
     headers = ctx.clients.headers_for("grpc")
     timeout = ctx.timeout_s
     interval = opts.period_s / (opts.calls - 1) if opts.calls > 1 else 0.0
     states = _StateLog()
-    holder = {}  # type: dict
+    holder: Dict[str, Any] = {}
 
     try:
         _, not_applied = ctx.clients.keepalive_settings(opts)
@@ -98,8 +102,9 @@ def _keepalive(ctx: CheckContext, opts: Any) -> dict:
     watch = opts.period_s > 0 and opts.calls > 1
     if watch:
         states.watch(client)
-    details = {"settings": settings, "calls": opts.calls, "period_s": opts.period_s,
-               "interval_s": round(interval, 3), "latencies_ms": [], "succeeded": 0}
+    details: Dict[str, Any] = {
+        "settings": settings, "calls": opts.calls, "period_s": opts.period_s,
+        "interval_s": round(interval, 3), "latencies_ms": [], "succeeded": 0}
     if not_applied:
         # An older tritonclient without some KeepAliveOptions field: the check runs with
         # the others and names what it could not set (the "skipped part").
@@ -114,7 +119,7 @@ def _keepalive(ctx: CheckContext, opts: Any) -> dict:
             states.watch(fresh)
         return lambda: fresh.is_server_live(headers=headers, client_timeout=timeout)
 
-    failure = None
+    failure: Optional[CallFailure] = None
     try:
         for i in range(opts.calls):
             if i and interval > 0:
@@ -164,3 +169,6 @@ def _keepalive(ctx: CheckContext, opts: Any) -> dict:
             details.get("failed_call"), opts.calls), details, started)
     return ctx.entry("grpc", None, "fail", "channel broke between calls ({})".format(
         " -> ".join(states.states)), details, started)
+
+
+CHECK = Check("keepalive", KeepaliveOptions, run)

@@ -32,8 +32,8 @@ send lag is shown apart. With ``tasks: N`` every task runs every window of every
 ``hpctriton collect`` merges the tasks' windows and applies the rule to the sums.
 
 Results (``results.json``): first one entry with ``model: null`` describing the run
-(protocol, points, open-files limit, files), then **one entry per model and point**;
-``details`` is that point, in the shape ``hpctriton report`` reads::
+(protocol, points, open-files limit, files: ``schema.LoadSetupDetails``), then **one
+entry per model and point**; ``details`` is that point (``schema.LoadPointDetails``)::
 
     {"mode": "concurrency", "concurrency": 4,      # or "request_rate": 200.0
      "schedule": "constant", "batch_size": 1, "protocol": "grpc", "streaming": false,
@@ -64,25 +64,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
 import traceback
-from typing import Any, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Union
 
-from hpctriton_probe.checks import CheckContext, as_json, model_info, normalize_statistics
-from hpctriton_probe.checks import metrics as metrics_check
-from hpctriton_probe.checks import statistics as statistics_check
+from hpctriton_probe.checks.base import Check, CheckContext, as_json, model_info
 from hpctriton_probe.load import generator as loadgen
 from hpctriton_probe.load import inputs as inp
 from hpctriton_probe.load import stats as loadstats
 from hpctriton_probe.net import prom
+from hpctriton_probe.net.answers import (
+    batching_ratio,
+    model_metrics,
+    normalize_statistics,
+    statistics_delta,
+)
 from hpctriton_probe.net.calls import CallFailure
+from hpctriton_probe.spec import CheckSpec, LoadOptions
 
-#: ``ctx.shared`` keys set by the runner: this task's rank among the ones ``srun``
-#: started (``{"rank", "launched", "start_at"}``) and the task's results folder.
-RANKS_KEY = "load.ranks"
-OUT_DIR_KEY = "load.out_dir"
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import LoadSetupDetails, ResultEntry
+
+log = logging.getLogger("hpctriton_probe")
+
+#: ``ctx.shared`` key of this probe's rank document, which every load check of the
+#: task adds its load to.
 _DOC_KEY = "load.rank_doc"
 #: Several tasks: pause between two points (answers still out arrive, rank 0 reads the
 #: server's statistics), and between two load checks (the next one's preparation).
@@ -95,7 +104,7 @@ MAX_VARIANTS = 64
 # ------------------------------------------------------------------------ helpers
 
 
-def raise_open_files() -> dict:
+def raise_open_files() -> Dict[str, Any]:
     """Raise the soft RLIMIT_NOFILE to the hard limit (every connection is a file);
     returns both, before and after."""
     try:
@@ -107,7 +116,7 @@ def raise_open_files() -> dict:
         return "unlimited" if value == resource.RLIM_INFINITY else value
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    out = {"soft_before": show(soft), "hard": show(hard)}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {"soft_before": show(soft), "hard": show(hard)}
     target = hard
     if hard == resource.RLIM_INFINITY:
         target = 1048576  # the kernel's usual nr_open; "unlimited" is refused
@@ -144,19 +153,25 @@ def _load_index(ctx: CheckContext) -> int:
     return 0
 
 
-def aligned_offset_s(checks: List[Any], index: int, launched: int) -> float:
+def ranks_taking_part(options: LoadOptions, launched: int) -> int:
+    """How many of the probes a job launched make this load: ``tasks`` of them, at most
+    as many as were launched (only a Slurm job under ``srun`` launches several)."""
+    return min(options.tasks, launched)
+
+
+def aligned_offset_s(checks: List[CheckSpec], index: int, launched: int) -> float:
     """Seconds from the job's common start to load check ``index`` (several tasks):
     the sum of the fixed lengths of the multi-task load checks before it."""
     offset = 0.0
     loads = [c for c in checks if c.name == "load"]
     for c in loads[:index]:
         o = c.options
-        if min(o.tasks, launched) > 1:
+        if ranks_taking_part(o, launched) > 1:
             offset += len(o.points()) * point_span_s(o) + PREP_S
     return offset
 
 
-def point_span_s(opts: Any) -> float:
+def point_span_s(opts: LoadOptions) -> float:
     """Length of one point when several tasks run it: every window, then the gap."""
     return opts.warmup_s + opts.stability.max_trials * opts.window_s + GAP_S
 
@@ -166,21 +181,21 @@ def point_span_s(opts: Any) -> float:
 
 class _Model:
     def __init__(self, name: str, requests: List[bytes], inferences: int,
-                 details: dict) -> None:
+                 details: Dict[str, Any]) -> None:
         self.name = name
         self.requests = requests
         self.inferences = inferences
         self.details = details
 
 
-def _variants(data: Optional[dict], batch: int) -> List[Optional[dict]]:
+def _variants(data: Optional[Dict[str, Any]], batch: int) -> List[Optional[Dict[str, Any]]]:
     """perf_analyzer takes input-data entries in turn: request j uses entries
     ``j*batch ...``; the distinct requests that gives, at most MAX_VARIANTS."""
     if not data or not data.get("data"):
         return [data]
     entries = data["data"]
     n = len(entries)
-    out = []
+    out: List[Optional[Dict[str, Any]]] = []
     seen = set()
     for j in range(MAX_VARIANTS):
         start = (j * batch) % n
@@ -191,7 +206,7 @@ def _variants(data: Optional[dict], batch: int) -> List[Optional[dict]]:
     return out
 
 
-def _prepare(ctx: CheckContext, protocol: str, model: str) -> Any:
+def _prepare(ctx: CheckContext, protocol: str, model: str) -> Union[_Model, ResultEntry]:
     """``_Model`` ready for load, or a result entry saying why not."""
     opts = ctx.options
     started = time.monotonic()
@@ -208,7 +223,8 @@ def _prepare(ctx: CheckContext, protocol: str, model: str) -> Any:
                          "own correlation id, which the load check does not send",
                          {"config": config}, started)
     mbs = config["max_batch_size"]
-    details = {"max_batch_size": mbs, "batch_size": opts.batch_size if mbs > 0 else None}
+    details: Dict[str, Any] = {"max_batch_size": mbs,
+                               "batch_size": opts.batch_size if mbs > 0 else None}
     try:
         data_path = inp.resolve_file_option(opts.input_data, model, ctx.base_dir)
         data = inp.load_data_file(data_path) if data_path else None
@@ -242,9 +258,9 @@ def _prepare(ctx: CheckContext, protocol: str, model: str) -> Any:
 # ---------------------------------------------------------------- server figures
 
 
-def _snapshot(ctx: CheckContext, protocol: str, models: List[str]) -> dict:
+def _snapshot(ctx: CheckContext, protocol: str, models: List[str]) -> Dict[str, Any]:
     """Statistics (and Prometheus counters when there is a metrics port) per model."""
-    stats = {}  # type: Dict[str, Any]
+    stats: Dict[str, Any] = {}
     for model in models:
         try:
             raw = ctx.call(protocol, "get_inference_statistics", model, what="statistics",
@@ -252,36 +268,35 @@ def _snapshot(ctx: CheckContext, protocol: str, models: List[str]) -> dict:
             stats[model] = normalize_statistics(raw, model)
         except CallFailure as failure:
             stats[model] = {"error": failure.message}
-    out = {"statistics": stats, "metrics": None}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {"statistics": stats, "metrics": None}
     if ctx.server.metrics_port is not None:
         url = "http://{}/metrics".format(ctx.server.url("metrics"))
         try:
-            # the metrics check's own scrape: same headers, same error handling
-            text = metrics_check._scrape(url, ctx.clients.headers_for("http"), ctx.timeout_s)
+            text = prom.fetch(url, ctx.clients.headers_for("metrics"), ctx.timeout_s)
             families = prom.parse(text)
-            out["metrics"] = {m: metrics_check.per_model(families, m) for m in models}
+            out["metrics"] = {m: model_metrics(families, m) for m in models}
         except Exception as exc:  # noqa: BLE001 - server figures are extras, never fatal
             out["metrics"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
 
 
-def _server_delta(before: dict, after: dict, model: str) -> dict:
+def _server_delta(before: Dict[str, Any], after: Dict[str, Any], model: str) -> Dict[str, Any]:
     b = (before.get("statistics") or {}).get(model)
     a = (after.get("statistics") or {}).get(model)
-    out = {}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {}
     if isinstance(a, dict) and isinstance(b, dict) and "error" not in a and "error" not in b:
-        out.update(statistics_check.delta(b, a))
+        out.update(statistics_delta(b, a))
     else:
         bad = a if isinstance(a, dict) and "error" in a else b
         out["statistics_error"] = (bad or {}).get("error", "no statistics for the model")
     mb, ma = before.get("metrics"), after.get("metrics")
     if isinstance(mb, dict) and isinstance(ma, dict) and model in mb and model in ma:
-        diff = {}
+        diff: Dict[str, Any] = {}
         for key, value in ma[model].items():
             prior = mb[model].get(key)
             if isinstance(value, (int, float)) and isinstance(prior, (int, float)):
                 diff[key] = value if "pending" in key else round(value - prior, 6)
-        diff["batching_ratio"] = metrics_check.batching_ratio(diff)
+        diff["batching_ratio"] = batching_ratio(diff)
         out["metrics"] = diff
     elif isinstance(ma, dict) and "error" in ma:
         out["metrics_error"] = ma["error"]
@@ -291,18 +306,18 @@ def _server_delta(before: dict, after: dict, model: str) -> dict:
 # ------------------------------------------------------------------------- the check
 
 
-def run(ctx: CheckContext) -> Iterator[dict]:
-    opts = ctx.options
-    ranks_info = ctx.shared.get(RANKS_KEY) or {}
-    rank = int(ranks_info.get("rank", 0))
-    launched = max(1, int(ranks_info.get("launched", 1)))
-    ranks = min(opts.tasks, launched)
+def run(ctx: CheckContext) -> Iterator[ResultEntry]:
+    opts: LoadOptions = ctx.options
+    rank = ctx.launch.rank
+    launched = ctx.launch.ranks
+    ranks = ranks_taking_part(opts, launched)
     if rank >= ranks:
         return  # this task is not one of the check's tasks
     protocol = opts.protocol
     started = time.monotonic()
     index = _load_index(ctx)
-    if ctx.server.url(protocol) is None:
+    url = ctx.server.url(protocol)
+    if url is None:
         yield ctx.entry(protocol, None, "skip", f"no server.{protocol}_port configured")
         return
     missing = loadgen.missing_support(protocol, opts.streaming)
@@ -311,7 +326,7 @@ def run(ctx: CheckContext) -> Iterator[dict]:
         return
     nofile = raise_open_files()
     models = list(opts.models or ctx.models)
-    prepared = []  # type: List[_Model]
+    prepared: List[_Model] = []
     for model in models:
         got = _prepare(ctx, protocol, model)
         if isinstance(got, _Model):
@@ -320,13 +335,12 @@ def run(ctx: CheckContext) -> Iterator[dict]:
             yield got
     values = opts.points()
     mode = opts.mode
-    out_dir = ctx.shared.get(OUT_DIR_KEY)
-    files = {}  # type: Dict[str, str]
-    if out_dir:
+    files: Dict[str, str] = {}
+    if ctx.out_dir:
         files = {"rank": f"load/rank-{rank}.json",
                  "csv": "load.csv" if index == 0 else f"load-{index}.csv"}
-    setup = {
-        "protocol": protocol, "streaming": opts.streaming, "mode": mode, mode: values,
+    setup: LoadSetupDetails = {
+        "protocol": protocol, "streaming": opts.streaming, "mode": mode,
         "schedule": opts.schedule if mode == "request_rate" else None,
         "batch_size": opts.batch_size, "warmup_s": opts.warmup_s, "window_s": opts.window_s,
         "stability": {"windows": opts.stability.windows, "percent": opts.stability.percent,
@@ -337,6 +351,10 @@ def run(ctx: CheckContext) -> Iterator[dict]:
                    "grpc.aio " + ("streams" if opts.streaming else "unary calls")),
         "rlimit_nofile": nofile, "files": files, "host": socket.gethostname(),
     }
+    if mode == "request_rate":
+        setup["request_rate"] = values
+    else:
+        setup["concurrency"] = values
     if opts.tasks > launched:
         setup["tasks_note"] = (f"tasks: {opts.tasks} asked, but this job started "
                                f"{launched} (only a Slurm job runs the load from several "
@@ -354,34 +372,37 @@ def run(ctx: CheckContext) -> Iterator[dict]:
         message += f"; task {rank} of {ranks} (figures merged by hpctriton collect)"
     if rank == 0:
         yield ctx.entry(protocol, None, "pass", message, setup, started)
-    yield from _Run(ctx, opts, protocol, prepared, rank, ranks, launched, index,
-                    ranks_info.get("start_at"), out_dir, files, nofile).points(values)
+    yield from _Run(ctx, opts, protocol, url, prepared, ranks, index, files,
+                    nofile).points(values)
 
 
 class _Run:
     """One load check's points on one event loop, and the files it writes."""
 
-    def __init__(self, ctx: CheckContext, opts: Any, protocol: str, models: List[_Model],
-                 rank: int, ranks: int, launched: int, index: int,
-                 start_at: Optional[float], out_dir: Optional[str], files: dict,
-                 nofile: dict) -> None:
+    def __init__(self, ctx: CheckContext, opts: LoadOptions, protocol: str, url: str,
+                 models: List[_Model], ranks: int, index: int, files: Dict[str, str],
+                 nofile: Dict[str, Any]) -> None:
         self.ctx = ctx
         self.opts = opts
         self.protocol = protocol
+        #: ``host:port`` of the protocol's endpoint.
+        self.url = url
         self.models = models
-        self.rank = rank
+        self.rank = ctx.launch.rank
         self.ranks = ranks
         self.aligned = ranks > 1
         self.index = index
-        self.out_dir = out_dir
+        self.out_dir = ctx.out_dir
         self.files = files
         self.timeout_s = float(opts.timeout_s or ctx.task.probe.timeout_s)
-        self.base = None  # type: Optional[float]
+        #: Several tasks: when the first point starts, on the perf_counter clock.
+        self.base: Optional[float] = None
         if self.aligned:
+            start_at = ctx.launch.start_at
             epoch = float(start_at if start_at is not None else time.time())
-            epoch += aligned_offset_s(ctx.task.checks, index, launched)
+            epoch += aligned_offset_s(ctx.task.checks, index, ctx.launch.ranks)
             self.base = time.perf_counter() + (epoch - time.time())
-        self.load = {
+        self.load: Dict[str, Any] = {
             "load_index": index, "protocol": protocol, "streaming": opts.streaming,
             "mode": opts.mode, "schedule": opts.schedule, "batch_size": opts.batch_size,
             "warmup_s": opts.warmup_s, "window_s": opts.window_s,
@@ -390,18 +411,18 @@ class _Run:
                           "max_trials": opts.stability.max_trials},
             "aligned": self.aligned, "ranks": ranks, "models": [m.name for m in models],
             "interrupted": False, "points": []}
-        doc = ctx.shared.get(_DOC_KEY)
+        doc: Optional[Dict[str, Any]] = ctx.shared.get(_DOC_KEY)
         if doc is None:
             doc = ctx.shared[_DOC_KEY] = {
-                "format": loadstats.RANK_FORMAT, "rank": rank, "ranks": ranks,
+                "format": loadstats.RANK_FORMAT, "rank": self.rank, "ranks": ranks,
                 "host": socket.gethostname(), "pid": os.getpid(),
-                "run_id": ctx.shared.get("load.run_id"), "task": ctx.task.task,
+                "run_id": ctx.run_id, "task": ctx.task.task,
                 "rlimit_nofile": nofile, "loads": []}
         doc["ranks"] = max(int(doc.get("ranks", 1)), ranks)
         doc["loads"].append(self.load)
         self.doc = doc
-        self.engines = {}  # type: Dict[str, Any]
-        self.loop = None  # type: Optional[asyncio.AbstractEventLoop]
+        self.engines: Dict[str, Any] = {}
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
 
     # --------------------------------------------------------------------- engines
     async def _make_engines(self) -> None:
@@ -409,7 +430,7 @@ class _Run:
         clients = ctx.clients
         for m in self.models:
             if self.protocol == "http":
-                host, _, port = ctx.server.url("http").rpartition(":")
+                host, _, port = self.url.rpartition(":")
                 tls = None
                 if ctx.server.tls is not None:
                     clients.check_tls_files()
@@ -425,7 +446,7 @@ class _Run:
                     clients.check_tls_files()
                     tls_files = {"ca": clients.ca, "cert": clients.cert, "key": clients.key}
                 self.engines[m.name] = loadgen.GrpcEngine(
-                    ctx.server.url("grpc"), timeout_s=self.timeout_s,
+                    self.url, timeout_s=self.timeout_s,
                     headers=clients.headers_for("grpc"), tls=tls_files,
                     streaming=opts.streaming)
             self.engines[m.name].capture = True
@@ -462,11 +483,11 @@ class _Run:
                 summary = loadstats.summarize_load(self.load)
                 atomic_write(os.path.join(self.out_dir, self.files["csv"]),
                              loadstats.csv_text(summary), durable=False)
-        except OSError as exc:
-            self.ctx.shared.setdefault("load.write_errors", []).append(str(exc))
+        except OSError as exc:  # a full disk must not stop the load; the log says so
+            log.warning("load check: cannot write its files: %s", exc)
 
     # ----------------------------------------------------------------------- points
-    def points(self, values: List[Any]) -> Iterator[dict]:
+    def points(self, values: List[Any]) -> Iterator[ResultEntry]:
         loop = self.loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(self._make_engines())
@@ -474,8 +495,8 @@ class _Run:
             if self.rank == 0 and not self.aligned:
                 before = _snapshot(self.ctx, self.protocol, [m.name for m in self.models])
             for k, value in enumerate(values):
-                if self.aligned:
-                    start = self.base + k * point_span_s(self.opts)  # type: ignore[operator]
+                if self.base is not None:  # several tasks: the point's place on the schedule
+                    start = self.base + k * point_span_s(self.opts)
                     if self.rank == 0:
                         self._sleep_until(start - 0.25 * GAP_S)
                         before = _snapshot(self.ctx, self.protocol,
@@ -498,7 +519,7 @@ class _Run:
                     point["server"] = {m.name: _server_delta(before, after, m.name)
                                        for m in self.models}
                     before = after
-                self._samples(point)
+                self._samples()
                 self.load["points"].append(point)
                 self._write()
                 yield from self._entries(point)
@@ -514,7 +535,7 @@ class _Run:
         if delay > 0:
             time.sleep(delay)
 
-    def _run_point(self, k: int, value: Any, start: float) -> dict:
+    def _run_point(self, k: int, value: Any, start: float) -> Dict[str, Any]:
         opts = self.opts
         plan = loadgen.PointPlan(
             mode=opts.mode, value=value, start=start, warmup_s=opts.warmup_s,
@@ -529,7 +550,7 @@ class _Run:
         result.update(index=k, value=value)
         return result
 
-    def _samples(self, point: dict) -> None:
+    def _samples(self) -> None:
         """Names of the outputs in the first answer of each model (a sanity check that
         costs one parse per run)."""
         for m in self.models:
@@ -555,14 +576,14 @@ class _Run:
                 loop.run_until_complete(asyncio.wait(pending, timeout=2.0))
             loop.run_until_complete(asyncio.wait_for(self._close_engines(), 5.0))
         except BaseException:  # noqa: BLE001 - shutting down must never hide the cause
-            self.ctx.shared.setdefault("load.shutdown_errors", []).append(
-                traceback.format_exc(limit=3))
+            log.warning("load check: shutting down its event loop failed:\n%s",
+                        traceback.format_exc(limit=3))
         finally:
             loop.close()
             self.loop = None
 
     # ----------------------------------------------------------------------- entries
-    def _entries(self, point: dict) -> Iterator[dict]:
+    def _entries(self, point: Dict[str, Any]) -> Iterator[ResultEntry]:
         if self.rank != 0:
             return
         for entry in loadstats.entries(self.load, point, rank=self.rank, ranks=self.ranks):
@@ -591,3 +612,6 @@ def _output_names(protocol: str, streaming: bool, sample: Any) -> List[str]:
     else:
         response = service_pb2.ModelInferResponse.FromString(sample)
     return [o.name for o in response.outputs]
+
+
+CHECK = Check("load", LoadOptions, run, ranks=ranks_taking_part)

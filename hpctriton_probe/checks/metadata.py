@@ -7,13 +7,17 @@ model: 'x' is not found"), so the results say what the server said.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from hpctriton_probe.checks import CheckContext, as_json, normalize_metadata, summarize_config
+from hpctriton_probe.checks.base import Check, CheckContext, as_json, model_info
 from hpctriton_probe.net.calls import CallFailure
+from hpctriton_probe.spec import MetadataOptions
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry
 
 
-def run(ctx: CheckContext) -> Iterator[dict]:
+def run(ctx: CheckContext) -> Iterator[ResultEntry]:
     for protocol, skip in ctx.protocols():
         if skip:
             yield ctx.entry(protocol, None, "skip", skip)
@@ -33,12 +37,7 @@ def run(ctx: CheckContext) -> Iterator[dict]:
         for model in ctx.models:
             started = time.monotonic()
             try:
-                meta = normalize_metadata(ctx.call(
-                    protocol, "get_model_metadata", model, what="model metadata",
-                    **as_json(protocol)))
-                config = summarize_config(ctx.call(
-                    protocol, "get_model_config", model, what="model config",
-                    **as_json(protocol)))
+                meta, config = model_info(ctx, protocol, model)
             except CallFailure as failure:
                 yield ctx.failure_entry(protocol, model, failure, started)
                 continue
@@ -49,3 +48,6 @@ def run(ctx: CheckContext) -> Iterator[dict]:
                 config["max_batch_size"],
                 ", dynamic batching" if config["dynamic_batching"] else "")
             yield ctx.entry(protocol, model, "pass", message, details, started)
+
+
+CHECK = Check("metadata", MetadataOptions, run)

@@ -1,7 +1,7 @@
 """Statistics: Triton's per-model statistics before and after the other checks.
 
-The runner calls ``snapshot`` before the first check and ``run`` after the last, so
-the difference shows what this run did to the server: successes, failures, and average
+Declared to run last, with a snapshot taken before the task's first check, so the
+difference shows what this run did to the server: successes, failures, and average
 queue and compute times per request. A server busy with other clients adds its own
 requests to the difference; the totals are recorded too.
 """
@@ -9,23 +9,31 @@ requests to the difference; the totals are recorded too.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple, Union
 
-from hpctriton_probe.checks import STAT_KEYS, CheckContext, normalize_statistics
+from hpctriton_probe.checks.base import Check, CheckContext, Phase, as_json
+from hpctriton_probe.net.answers import normalize_statistics, statistics_delta
 from hpctriton_probe.net.calls import CallFailure
+from hpctriton_probe.spec import StatisticsOptions
 
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry
+
+#: ``ctx.shared`` key of the snapshot: ``{(protocol, model): stats or CallFailure}``.
 SNAPSHOT_KEY = "statistics.before"
 
+Snapshot = Dict[Tuple[str, str], Union[Optional[Dict[str, Any]], CallFailure]]
 
-def _fetch(ctx: CheckContext, protocol: str, model: str) -> Optional[dict]:
+
+def _fetch(ctx: CheckContext, protocol: str, model: str) -> Optional[Dict[str, Any]]:
     stats = ctx.call(protocol, "get_inference_statistics", model, what="statistics",
-                     **({"as_json": True} if protocol == "grpc" else {}))
+                     **as_json(protocol))
     return normalize_statistics(stats, model)
 
 
-def snapshot(ctx: CheckContext) -> dict:
-    """``{(protocol, model): stats or CallFailure}`` taken before the other checks."""
-    before: dict[tuple, Any] = {}
+def take_snapshot(ctx: CheckContext) -> None:
+    """Statistics of every model before the other checks, into ``ctx.shared``."""
+    before: Snapshot = ctx.shared.setdefault(SNAPSHOT_KEY, {})
     for protocol, skip in ctx.protocols():
         if skip:
             continue
@@ -34,31 +42,10 @@ def snapshot(ctx: CheckContext) -> dict:
                 before[(protocol, model)] = _fetch(ctx, protocol, model)
             except CallFailure as failure:
                 before[(protocol, model)] = failure
-    return before
 
 
-def _ms(ns: int, count: int) -> Optional[float]:
-    return round(ns / count / 1e6, 4) if count else None
-
-
-def delta(before: dict, after: dict) -> dict:
-    """What happened between two snapshots, with average times per request in ms."""
-    d = {k: after[k] - before.get(k, 0) for k in after
-         if isinstance(after[k], int) and k != "last_inference_ms"}
-    requests = d.get("success_count", 0)
-    out = {"success": requests, "fail": d.get("fail_count", 0),
-           "inference_count": d.get("inference_count", 0),
-           "execution_count": d.get("execution_count", 0)}
-    for key in STAT_KEYS[2:]:
-        out[key + "_avg_ms"] = _ms(d.get(key + "_ns", 0), d.get(key + "_count", 0))
-    out["request_avg_ms"] = _ms(d.get("success_ns", 0), requests)
-    out["batching_ratio"] = (round(out["inference_count"] / out["execution_count"], 4)
-                             if out["execution_count"] else None)
-    return out
-
-
-def run(ctx: CheckContext, before: Optional[dict] = None) -> Iterator[dict]:
-    before = before if before is not None else ctx.shared.get(SNAPSHOT_KEY, {})
+def run(ctx: CheckContext) -> Iterator[ResultEntry]:
+    before: Snapshot = ctx.shared.get(SNAPSHOT_KEY, {})
     for protocol, skip in ctx.protocols():
         if skip:
             yield ctx.entry(protocol, None, "skip", skip)
@@ -74,11 +61,11 @@ def run(ctx: CheckContext, before: Optional[dict] = None) -> Iterator[dict]:
                 yield ctx.entry(protocol, model, "fail", "the server returned no statistics "
                                 f"for {model}", {}, started)
                 continue
-            details: dict[str, Any] = {"after": after}
+            details: Dict[str, Any] = {"after": after}
             prior = before.get((protocol, model))
             if isinstance(prior, dict):
                 details["before"] = prior
-                details["delta"] = d = delta(prior, after)
+                details["delta"] = d = statistics_delta(prior, after)
                 message = "+{} ok, +{} failed during the run".format(d["success"], d["fail"])
                 if d["queue_avg_ms"] is not None:
                     message += "; avg queue {:.2f} ms, compute {:.2f} ms".format(
@@ -89,3 +76,7 @@ def run(ctx: CheckContext, before: Optional[dict] = None) -> Iterator[dict]:
                 message = "{} ok, {} failed in total (no snapshot before the run)".format(
                     after["success_count"], after["fail_count"])
             yield ctx.entry(protocol, model, "pass", message, details, started)
+
+
+CHECK = Check("statistics", StatisticsOptions, run, phase=Phase.LAST,
+              before_all=take_snapshot)

@@ -31,7 +31,7 @@ import random
 import ssl
 import time
 import urllib.parse
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from hpctriton_probe.load.hist import Histogram
 from hpctriton_probe.load.stats import is_stable
@@ -176,9 +176,9 @@ class _HttpConnection(asyncio.Protocol):
 
     def __init__(self, engine: "HttpEngine") -> None:
         self.engine = engine
-        self.transport = None  # type: Any
+        self.transport: Any = None
         self.buf = bytearray()
-        self.waiter = None  # type: Optional[asyncio.Future]
+        self.waiter: Optional[asyncio.Future] = None
         self.deadline = 0.0
         self.alive = True
         self._reset()
@@ -272,7 +272,7 @@ class _HttpConnection(asyncio.Protocol):
     def _complete(self) -> None:
         status = self.status
         end = self.want
-        result = None  # type: Optional[Failure]
+        result: Optional[Failure] = None
         if status != 200 or self.engine.capture:
             body = bytes(self.buf[self.head_len:end])
             if self.chunked:
@@ -327,15 +327,15 @@ class HttpEngine:
         self.timeout_s = timeout_s
         self.ssl_context = ssl_context
         self.max_connections = max(1, max_connections)
-        self.idle = []  # type: List[_HttpConnection]
-        self.conns = set()  # type: set
+        self.idle: List[_HttpConnection] = []
+        self.conns: Set[_HttpConnection] = set()
         self.opening = 0
-        self.waiters = []  # type: List[asyncio.Future]
+        self.waiters: List[asyncio.Future] = []
         self.peak = 0
         self.pool_waits = 0
         self.capture = False
-        self.sample = None  # type: Optional[tuple]
-        self._sweeper = None  # type: Optional[asyncio.Task]
+        self.sample: Optional[tuple] = None
+        self._sweeper: Optional[asyncio.Task] = None
 
     def sender(self, lane: int) -> Sender:
         return self.send
@@ -499,11 +499,11 @@ class GrpcEngine:
         self.eof = grpc.aio.EOF
         self.streaming = streaming
         self.capture = False
-        self.sample = None  # type: Optional[bytes]
+        self.sample: Optional[bytes] = None
         self._unary = self.channel.unary_unary(GRPC_INFER)
-        self._stream_factory = self.channel.stream_stream(GRPC_STREAM) if streaming else None
-        self._lanes = {}  # type: Dict[int, _StreamLane]
-        self._shared = None  # type: Optional[_StreamLane]
+        self._stream_factory = self.channel.stream_stream(GRPC_STREAM)
+        self._lanes: Dict[int, _StreamLane] = {}
+        self._shared: Optional[_StreamLane] = None
 
     def sender(self, lane: int) -> Sender:
         """The send function of one closed-loop sender (streaming: a stream of its own)
@@ -564,13 +564,13 @@ class _StreamLane:
 
     def __init__(self, engine: GrpcEngine) -> None:
         self.engine = engine
-        self.call = None  # type: Any
-        self.reader = None  # type: Optional[asyncio.Task]
-        self.pending = {}  # type: Dict[bytes, list]
+        self.call: Any = None
+        self.reader: Optional[asyncio.Task] = None
+        self.pending: Dict[bytes, list] = {}
         self.next_id = 0
-        self.sweeper = None  # type: Optional[asyncio.Task]
+        self.sweeper: Optional[asyncio.Task] = None
         #: grpc.aio allows one write at a time on a stream; the open loop has many senders
-        self.lock = None  # type: Optional[asyncio.Lock]
+        self.lock: Optional[asyncio.Lock] = None
 
     async def send(self, data: bytes) -> Optional[Failure]:
         loop = asyncio.get_running_loop()
@@ -604,7 +604,7 @@ class _StreamLane:
         from tritonclient.grpc import service_pb2
 
         parse = service_pb2.ModelStreamInferResponse.FromString
-        failure = ("unreachable", "stream", "the server ended the stream")  # type: Failure
+        failure: Failure = ("unreachable", "stream", "the server ended the stream")
         try:
             while True:
                 message = await call.read()
@@ -674,12 +674,12 @@ class ModelRecorder:
         self.m0 = m0
         self.inv_w = 1.0 / window_s
         self.limit = max_windows
-        self.windows = []  # type: List[list]  # [ok, errors, Histogram]
+        self.windows: List[list] = []  # [ok, errors, Histogram]
         self.sent = 0
         self.ok = 0
-        self.errors = {}  # type: Dict[str, int]
-        self.codes = {}  # type: Dict[str, int]
-        self.examples = {}  # type: Dict[str, str]
+        self.errors: Dict[str, int] = {}
+        self.codes: Dict[str, int] = {}
+        self.examples: Dict[str, str] = {}
         self.lag = Histogram() if open_loop else None
         self.unanswered = 0
 
@@ -782,8 +782,8 @@ class _State:
     def __init__(self, stop_at: float) -> None:
         self.stop_at = stop_at
         self.inflight = 0
-        self.tasks = set()  # type: set
-        self.idle = None  # type: Optional[asyncio.Future]
+        self.tasks: Set[asyncio.Task] = set()
+        self.idle: Optional[asyncio.Future] = None
 
     def finished_one(self) -> None:
         self.inflight -= 1

@@ -22,7 +22,7 @@ import base64
 import json
 import os
 import struct
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 #: Every datatype of Triton's inference protocol.
 TRITON_DATATYPES = ("BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
@@ -189,7 +189,8 @@ def _from_list(values: Any, datatype: str, where: str) -> Any:
     import numpy as np
 
     if datatype == "BYTES":
-        flat = np.array(values, dtype=np.object_).ravel()
+        # Annotated: mypy's view of numpy as Python 3.8 sees it loses the object dtype.
+        flat: np.ndarray[Any, np.dtype[np.object_]] = np.array(values, dtype=np.object_).ravel()
         return np.array([v.encode("utf-8") if isinstance(v, str) else
                          v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat],
                         dtype=np.object_)
@@ -282,10 +283,13 @@ class PreparedInputs:
     """What the infer check sends, and what it expects back."""
 
     def __init__(self) -> None:
-        self.arrays = []  # type: list  # (name, datatype, numpy array)
-        self.expected = {}  # type: dict  # output name -> numpy array
+        #: ``(name, datatype, numpy array)`` per input.
+        self.arrays: List[Tuple[str, str, Any]] = []
+        #: Output name -> numpy array.
+        self.expected: Dict[str, Any] = {}
         self.source = "synthesized"
-        self.defaulted_dims = {}  # type: dict
+        #: Input name -> the dims given to its dynamic (-1) dimensions.
+        self.defaulted_dims: Dict[str, List[int]] = {}
 
     def describe(self) -> list:
         return [{"name": n, "datatype": dt, "shape": list(a.shape)} for n, dt, a in self.arrays]

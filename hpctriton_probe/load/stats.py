@@ -31,15 +31,26 @@ A rank document (``format: hpctriton-load-rank-1``; one per task of the job)::
 Standard library only (the probe runs it on Python 3.8).
 """
 
+from __future__ import annotations
+
 import csv
 import io
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 from hpctriton_probe.load.hist import Histogram
 
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import (
+        LatencyMs,
+        LoadFigures,
+        LoadPointDetails,
+        ResultEntry,
+        Status,
+        WindowFigures,
+    )
+
 RANK_FORMAT = "hpctriton-load-rank-1"
 MERGED_FORMAT = "hpctriton-load-merged-1"
-QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 
 
 # ----------------------------------------------------------------------- stability
@@ -93,14 +104,11 @@ def _ms(us: Optional[float], digits: int = 3) -> Optional[float]:
     return None if us is None else round(us / 1000.0, digits)
 
 
-def latency_figures(hist: Histogram) -> dict:
+def latency_figures(hist: Histogram) -> LatencyMs:
     """p50/p90/p95/p99/max/min/avg in milliseconds (None when nothing was answered)."""
-    values = hist.quantiles([q for _, q in QUANTILES])
-    out = {name: _ms(v) for (name, _), v in zip(QUANTILES, values)}  # noqa: B905 - 3.8
-    out["max"] = _ms(hist.max)
-    out["min"] = _ms(hist.min)
-    out["avg"] = _ms(hist.mean())
-    return out
+    p50, p90, p95, p99 = hist.quantiles([0.5, 0.9, 0.95, 0.99])
+    return {"p50": _ms(p50), "p90": _ms(p90), "p95": _ms(p95), "p99": _ms(p99),
+            "max": _ms(hist.max), "min": _ms(hist.min), "avg": _ms(hist.mean())}
 
 
 def _add_counts(into: Dict[str, int], more: Optional[dict]) -> Dict[str, int]:
@@ -109,8 +117,9 @@ def _add_counts(into: Dict[str, int], more: Optional[dict]) -> Dict[str, int]:
     return into
 
 
-def point_summary(load: dict, point: dict) -> dict:
-    """Figures of one point of one load document (one rank, or merged ranks)."""
+def point_summary(load: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]:
+    """Figures of one point of one load document (one rank, or merged ranks); those of
+    each model are ``schema.LoadFigures``."""
     stability = load.get("stability") or {}
     n = int(stability.get("windows", 3))
     percent = float(stability.get("percent", 10.0))
@@ -120,12 +129,12 @@ def point_summary(load: dict, point: dict) -> dict:
     per_model = {m: [(ok, h.mean()) for ok, h, _ in ws] for m, ws in parsed.items()}
     first, end, all_stable = choose_windows(per_model, n, percent)
     used = list(range(first, end))
-    figures = {}
+    figures: Dict[str, LoadFigures] = {}
     server_all = point.get("server") or {}
     for model, data in models.items():
         windows = parsed[model][first:end]
         hist = Histogram()
-        errors = {}  # type: Dict[str, int]
+        errors: Dict[str, int] = {}
         ok = 0
         for w_ok, w_hist, w_errors in windows:
             hist.merge(w_hist)
@@ -136,9 +145,9 @@ def point_summary(load: dict, point: dict) -> dict:
         rps = ok / seconds if seconds else None
         stable = is_stable(per_model[model][first:end], percent) if windows else False
         totals_errors = dict(data.get("errors") or {})
-        per_window = [{"rps": round(w_ok / window_s, 3),
+        per_window: List[WindowFigures] = [{"rps": round(w_ok / window_s, 3),
                        "avg_ms": _ms(w_hist.mean())} for w_ok, w_hist, _ in parsed[model]]
-        fig: Dict[str, Any] = {
+        fig: LoadFigures = {
             "throughput_rps": round(rps, 3) if rps is not None else None,
             "throughput_infer_s": round(rps * per_request, 3) if rps is not None else None,
             "requests": ok,
@@ -183,7 +192,7 @@ def point_summary(load: dict, point: dict) -> dict:
             "client": client, "models": figures}
 
 
-def summarize_load(load: dict) -> dict:
+def summarize_load(load: Dict[str, Any]) -> Dict[str, Any]:
     """A load document's settings and the figures of each of its points."""
     keys = ("load_index", "protocol", "streaming", "mode", "schedule", "batch_size",
             "warmup_s", "window_s", "stability", "aligned", "models", "ranks",
@@ -225,7 +234,7 @@ def merge_rank_docs(docs: Iterable[dict]) -> dict:
         "hosts": sorted({str(d.get("host")) for d in docs}),
         "rlimit_nofile": {str(d.get("rank", 0)): d.get("rlimit_nofile") for d in docs},
         "loads": []}
-    by_index = {}  # type: Dict[int, List[Tuple[int, dict]]]
+    by_index: Dict[int, List[Tuple[int, Dict[str, Any]]]] = {}
     for d in docs:
         for load in d.get("loads") or []:
             by_index.setdefault(int(load.get("load_index", 0)), []).append(
@@ -235,7 +244,7 @@ def merge_rank_docs(docs: Iterable[dict]) -> dict:
         base = dict(parts[0][1])
         base["ranks_found"] = [r for r, _ in parts]
         base["interrupted"] = any(p.get("interrupted") for _, p in parts)
-        points = {}  # type: Dict[int, dict]
+        points: Dict[int, Dict[str, Any]] = {}
         for rank, load in parts:
             for p in load.get("points") or []:
                 k = int(p.get("index", 0))
@@ -303,7 +312,7 @@ def _fmt_ms(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f} ms"
 
 
-def verdict(mode: str, value: Any, fig: dict, note: str = "") -> Tuple[str, str]:
+def verdict(mode: str, value: Any, fig: LoadFigures, note: str = "") -> Tuple[Status, str]:
     """``(status, message)`` of one model at one point: ``fail`` when a request failed,
     stayed unanswered or none was answered; "NOT STABLE" never fails a point."""
     totals = fig["totals"]
@@ -337,39 +346,58 @@ def verdict(mode: str, value: Any, fig: dict, note: str = "") -> Tuple[str, str]
     return "pass", text
 
 
-def entries(load: dict, point: dict, *, rank: Optional[int] = 0, ranks: int = 1) -> List[dict]:
-    """``results.json`` entries (one per model) for one point of a load document; the
-    ``details`` shape is documented in ``checks/load.py``. ``rank`` None: figures
-    merged over ``ranks`` tasks."""
+def entries(load: Dict[str, Any], point: Dict[str, Any], *, rank: Optional[int] = 0,
+            ranks: int = 1) -> List[ResultEntry]:
+    """``results.json`` entries (one per model) for one point of a load document, their
+    ``details`` a ``schema.LoadPointDetails``. ``rank`` None: figures merged over
+    ``ranks`` tasks."""
     summary = point_summary(load, point)
     mode = load.get("mode") or "concurrency"
+    value = point["value"]
     if ranks > 1:
         note = f"(task {rank} of {ranks})" if rank is not None else \
             f"({ranks} tasks merged)"
     else:
         note = ""
-    out = []
+    out: List[ResultEntry] = []
     for model in load.get("models") or sorted(summary["models"]):
-        fig = summary["models"].get(model)
+        fig: Optional[LoadFigures] = summary["models"].get(model)
         if fig is None:
             continue
-        details = {"mode": mode, mode: point.get("value"),
-                   "schedule": load.get("schedule") if mode == "request_rate" else None,
-                   "batch_size": load.get("batch_size"), "protocol": load.get("protocol"),
-                   "streaming": load.get("streaming"), "load_index": load.get("load_index"),
-                   "point_index": point.get("index"), "tasks": ranks, "rank": rank}
+        details: LoadPointDetails = {
+            "mode": mode,
+            "schedule": load.get("schedule") if mode == "request_rate" else None,
+            "batch_size": load["batch_size"], "protocol": load["protocol"],
+            "streaming": load["streaming"], "load_index": load["load_index"],
+            "point_index": point["index"], "tasks": ranks, "rank": rank,
+            "throughput_rps": fig["throughput_rps"],
+            "throughput_infer_s": fig["throughput_infer_s"], "requests": fig["requests"],
+            "duration_s": fig["duration_s"], "latency_ms": fig["latency_ms"],
+            "errors": fig["errors"], "stable": fig["stable"], "windows": fig["windows"],
+            "totals": fig["totals"], "errors_total": fig["errors_total"],
+            "error_codes": fig["error_codes"], "error_examples": fig["error_examples"],
+            "inferences_per_request": fig["inferences_per_request"],
+            "client": summary["client"]}
+        if mode == "request_rate":
+            details["request_rate"] = value
+        else:
+            details["concurrency"] = value
+        if "send_lag_ms" in fig:
+            details["send_lag_ms"] = fig["send_lag_ms"]
+        if "server" in fig:
+            details["server"] = fig["server"]
         if rank is not None and ranks > 1:
             # the server saw every task's requests, this task sent only its own
             fig.pop("counts_match", None)
-        details.update(fig)
-        details["client"] = summary["client"]
-        if summary.get("late_s"):  # several tasks: how late each started the point
+        elif "counts_match" in fig:
+            details["counts_match"] = fig["counts_match"]
+        if summary.get("late_s"):
             details["late_s"] = summary["late_s"]
-        status, message = verdict(mode, point.get("value"), fig, note)
+        status, message = verdict(mode, value, fig, note)
         out.append({"check": "load", "protocol": load.get("protocol"), "model": model,
                     "status": status,
                     "duration_s": round(float((point.get("client") or {}).get("wall_s") or 0), 4),
-                    "message": message, "details": details})
+                    "message": message, "details": dict(details)})
     return out
 
 
@@ -389,7 +417,7 @@ def _us(ms: Optional[float]) -> str:
     return "" if ms is None else str(int(round(ms * 1000)))
 
 
-def csv_text(summary: dict) -> str:
+def csv_text(summary: Dict[str, Any]) -> str:
     """A perf_analyzer-like CSV of one load summary (``summarize_load``): the first
     column is ``Concurrency`` or ``Request Rate``, then perf_analyzer's columns (times
     in microseconds; the client's send/receive times are not measured separately and
@@ -405,9 +433,10 @@ def csv_text(summary: dict) -> str:
             server = fig.get("server") or {}
             parts = [server.get(k) for k in ("queue_avg_ms", "compute_input_avg_ms",
                                              "compute_infer_avg_ms", "compute_output_avg_ms")]
-            network = None
-            if lat.get("avg") is not None and all(p is not None for p in parts):
-                network = max(0.0, lat["avg"] - sum(parts))  # type: ignore[arg-type]
+            network: Optional[float] = None
+            known = [p for p in parts if p is not None]
+            if lat.get("avg") is not None and len(known) == len(parts):
+                network = max(0.0, lat["avg"] - sum(known))
             row = [point["value"], fig["throughput_infer_s"] if fig["throughput_infer_s"]
                    is not None else "", "", _us(network)] + [_us(p) for p in parts] + [
                 "", _us(lat.get("p50")), _us(lat.get("p90")), _us(lat.get("p95")),

@@ -19,7 +19,10 @@ import logging
 import socket
 import ssl
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import Status
 
 log = logging.getLogger("hpctriton_probe")
 
@@ -45,12 +48,12 @@ class CallFailure(Exception):
         self.elapsed_s = elapsed_s
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """The check status this failure gives: ``fail`` or ``error``."""
         return "fail" if self.kind in SERVER_SIDE else "error"
 
-    def details(self) -> dict:
-        out = {"failure": self.kind, "attempts": self.attempts}
+    def details(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"failure": self.kind, "attempts": self.attempts}
         if self.status_code is not None:
             out["status_code"] = self.status_code
         if self.full_message is not None:
@@ -58,7 +61,7 @@ class CallFailure(Exception):
         return out
 
 
-def classify(exc: BaseException) -> tuple:
+def classify(exc: BaseException) -> Tuple[str, str, Optional[str]]:
     """``(kind, message, status_code)`` for an exception raised by a tritonclient call."""
     name = type(exc).__name__
     declared = getattr(exc, "failure_kind", None)
@@ -107,7 +110,7 @@ class Caller:
         self.sleep = sleep
         #: Endpoints that refused through all retries in this run (-> how many attempts):
         #: they are not retried again.
-        self.refused = {}  # type: dict
+        self.refused: Dict[str, int] = {}
 
     def call(self, endpoint: str, fn: Callable[[], Any], *, what: str,
              timeout_s: float, reset: Optional[Callable[[], Any]] = None,

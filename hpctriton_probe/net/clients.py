@@ -10,7 +10,7 @@ import importlib.util
 import logging
 import os
 import re
-from typing import Any, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from hpctriton_probe.net import features
 from hpctriton_probe.spec import KeepaliveOptions, ServerSpec, SpecError
@@ -54,7 +54,8 @@ def import_client(protocol: str) -> Any:
     return module
 
 
-def expand_headers(headers: dict, environ: Optional[dict] = None) -> dict:
+def expand_headers(headers: Mapping[str, str],
+                   environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """``${VAR}`` in header values from the environment; a missing variable is an error
     (sending ``Bearer `` with an empty token would only confuse the server's answer)."""
     env = os.environ if environ is None else environ
@@ -84,7 +85,7 @@ class Clients:
     """
 
     def __init__(self, server: ServerSpec, *, base_dir: str = ".",
-                 headers: Optional[dict] = None) -> None:
+                 headers: Optional[Mapping[str, str]] = None) -> None:
         self.server = server
         self.base_dir = base_dir
         self.headers = dict(headers or {})
@@ -93,17 +94,20 @@ class Clients:
         self.ca = _resolve(tls.ca, base_dir) if tls else None
         self.cert = _resolve(tls.cert, base_dir) if tls else None
         self.key = _resolve(tls.key, base_dir) if tls else None
-        self._http = {}  # type: dict
-        self._grpc = None  # type: Any
-        self._extra = []  # type: list
+        self._http: Dict[float, Any] = {}
+        self._grpc: Any = None
+        self._extra: List[Any] = []
 
     # ------------------------------------------------------------------ descriptions
     def url(self, protocol: str) -> Optional[str]:
         return self.server.url(protocol)
 
-    def headers_for(self, protocol: str) -> Optional[dict]:
-        """gRPC metadata keys must be lower case; HTTP headers are sent as given."""
-        if not self.headers:
+    def headers_for(self, protocol: str) -> Optional[Dict[str, str]]:
+        """The headers to send to ``protocol``'s endpoint (``http``, ``grpc`` or
+        ``metrics``): gRPC metadata keys must be lower case; HTTP headers are sent as
+        given. Triton's metrics port speaks plain HTTP only: where the server is reached
+        over TLS, its headers (tokens) are not sent there in clear text."""
+        if not self.headers or (protocol == "metrics" and self.tls is not None):
             return None
         if protocol == "grpc":
             return {k.lower(): v for k, v in self.headers.items()}

@@ -29,7 +29,7 @@ import collections
 import inspect
 import logging
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 log = logging.getLogger("hpctriton_probe")
 
@@ -119,7 +119,7 @@ def call_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:
     """``fn()``, given up after ``timeout_s``: the call goes on in a daemon thread
     (closing the client at the end of the run cancels it; the probe exits with
     ``os._exit``, so a stuck thread never holds the job)."""
-    box = {}  # type: dict
+    box: Dict[str, Any] = {}
     done = threading.Event()
 
     def target() -> None:
@@ -179,7 +179,7 @@ class GrpcDeadlines:
     def __init__(self, client: Any, *, mode: Optional[str] = None) -> None:
         self._client = client
         self._local = threading.local()
-        self._native = {}  # type: dict
+        self._native: Dict[str, bool] = {}
         self.mode = mode or self._install_interceptor()
         log.info("%s: gRPC calls other than infer take no client_timeout; the probe sets "
                  "their deadlines itself (%s)", client_version(), self.mode)

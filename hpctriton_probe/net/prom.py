@@ -1,4 +1,5 @@
-"""A small parser for the Prometheus text exposition format (version 0.0.4).
+"""A Prometheus endpoint: fetching its page and a small parser for the text exposition
+format (version 0.0.4).
 
 The probe may import nothing but the standard library, tritonclient and numpy, so it
 cannot use ``prometheus_client``; the tests check this parser against
@@ -8,7 +9,9 @@ cannot use ``prometheus_client``; the tests check this parser against
 from __future__ import annotations
 
 import math
-from typing import Iterator, NamedTuple, Optional
+import urllib.error
+import urllib.request
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 #: Sample-name suffixes that belong to the family of a given TYPE.
 _SUFFIXES = {
@@ -21,7 +24,7 @@ _SUFFIXES = {
 
 class Sample(NamedTuple):
     name: str
-    labels: dict
+    labels: Dict[str, str]
     value: float
     timestamp_ms: Optional[int] = None
 
@@ -30,11 +33,40 @@ class Family(NamedTuple):
     name: str
     type: str
     help: str
-    samples: list
+    samples: List[Sample]
 
 
 class PromParseError(ValueError):
     """The text is not valid exposition format; says which line."""
+
+
+class HTTPStatusError(Exception):
+    """The metrics endpoint answered with an HTTP error status."""
+
+    #: Read by ``calls.classify``: the server answered, wrongly.
+    failure_kind = "server"
+
+    def __init__(self, code: int, body: str) -> None:
+        super().__init__(f"HTTP {code}: {body.strip()[:200]}")
+        self.code = code
+
+
+def fetch(url: str, headers: Optional[Dict[str, str]], timeout_s: float) -> str:
+    """The text of the metrics page at ``url`` (plain HTTP: Triton's metrics port has no
+    TLS). Raises ``HTTPStatusError`` or the socket's own error (refused, timeout, DNS),
+    which ``calls.classify`` understands."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            text: str = response.read().decode("utf-8", "replace")
+            return text
+    except urllib.error.HTTPError as exc:
+        raise HTTPStatusError(exc.code, exc.read().decode("utf-8", "replace")) from None
+    except urllib.error.URLError as exc:
+        # urllib wraps the socket error; classify the real one (refused, timeout, DNS).
+        if isinstance(exc.reason, BaseException):
+            raise exc.reason from None
+        raise
 
 
 def _unescape(text: str, quote: bool) -> str:
@@ -126,10 +158,8 @@ def _parse_sample(line: str, lineno: int) -> Sample:
     return Sample(name, labels, value, timestamp)
 
 
-def _family_of(sample_name: str, current: Optional[Family]) -> bool:
-    if current is None:
-        return False
-    return any(sample_name == current.name + s for s in _SUFFIXES.get(current.type, ("",)))
+def _family_of(sample_name: str, family: Family) -> bool:
+    return any(sample_name == family.name + s for s in _SUFFIXES.get(family.type, ("",)))
 
 
 def iter_families(text: str) -> Iterator[Family]:
@@ -138,7 +168,7 @@ def iter_families(text: str) -> Iterator[Family]:
     A sample that does not belong to the family announced by the last ``# TYPE`` or
     ``# HELP`` line starts an ``untyped`` family of its own.
     """
-    current = None  # type: Optional[Family]
+    current: Optional[Family] = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
@@ -161,8 +191,8 @@ def iter_families(text: str) -> Iterator[Family]:
                 current = current._replace(type=arg.strip())
             continue
         sample = _parse_sample(line, lineno)
-        if _family_of(sample.name, current):
-            current.samples.append(sample)  # type: ignore[union-attr]
+        if current is not None and _family_of(sample.name, current):
+            current.samples.append(sample)
             continue
         if current is not None:
             yield current
@@ -172,14 +202,14 @@ def iter_families(text: str) -> Iterator[Family]:
         yield current
 
 
-def parse(text: str) -> list:
+def parse(text: str) -> List[Family]:
     """All metric families of ``text`` as a list of ``Family``."""
     return list(iter_families(text))
 
 
-def samples_by_name(families: list) -> dict:
+def samples_by_name(families: List[Family]) -> Dict[str, List[Sample]]:
     """Sample name -> list of samples, across families."""
-    out = {}  # type: dict
+    out: Dict[str, List[Sample]] = {}
     for fam in families:
         for s in fam.samples:
             out.setdefault(s.name, []).append(s)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from hpctriton.errors import RemoteError
-from hpctriton.runs.states import JobState
+from hpctriton.schedulers.jobs import JobState
 
 SUBMITTED = re.compile(r"Job (?P<job>\d+) is submitted\. \(TaskID: (?P<task>\d+)\)")
 GOT_OUTPUT = re.compile(r"Got output of job (?P<job>\d+) in (?P<folder>\./\S.*?)\s*$")

@@ -16,25 +16,28 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hpctriton.errors import CollectError, CommandError, PartialSubmitError, RemoteError
-from hpctriton.runs.record import JobRef, RunRecord
-from hpctriton.runs.states import SchedulerInfo
-from hpctriton.schedulers.base import Backend, DoctorCheck, RenderContext
+from hpctriton.schedulers.base import (
+    Capabilities,
+    ClusterView,
+    DoctorCheck,
+    RenderContext,
+    RunView,
+    Scheduler,
+)
 from hpctriton.schedulers.dicos import parse as dicos_cli
-from hpctriton.shell import quoting
+from hpctriton.schedulers.dicos.options import DicosOptions
+from hpctriton.schedulers.jobs import JobRef, SchedulerInfo
 from hpctriton.shell import templates as templating
 
 if TYPE_CHECKING:
-    from hpctriton.config.models import ClusterConfig, Config
     from hpctriton.transport import CommandResult, Transport
 
 #: DiCOS job names: at most 25 characters, no spaces.
 NAME_LIMIT = 25
-_q = shlex.quote
 ARGLIST = "arglist.txt"
 JOB_COMMAND = "bash job.sh"
 
@@ -58,23 +61,22 @@ def _run_name(run_id: str) -> str:
     return "-".join(parts[2:-1]) if len(parts) > 3 else run_id
 
 
-def job_name(cluster: ClusterConfig, run_id: str) -> str:
-    return dicos_name(cluster.dicos.name or _run_name(run_id), run_id)
+def job_name(options: DicosOptions, run_id: str) -> str:
+    return dicos_name(options.name or _run_name(run_id), run_id)
 
 
-def submit_argv(ctx: RenderContext) -> list[str]:
+def submit_argv(options: DicosOptions, run_id: str, n_tasks: int) -> list[str]:
     """The ``dicos job submit`` command, run from inside the bundle."""
-    d = ctx.cluster.dicos
-    argv = ["dicos", "job", "submit", "-i", ".", "-N", job_name(ctx.cluster, ctx.run_id),
+    argv = ["dicos", "job", "submit", "-i", ".", "-N", job_name(options, run_id),
             "-c", JOB_COMMAND]
-    if ctx.n_tasks > 1:
+    if n_tasks > 1:
         argv += ["-A", ARGLIST]
     else:
-        argv += ["-j", str(d.jobs)]
-    if d.require_cores is not None:
-        argv += ["--requireCores", str(d.require_cores)]
-    if d.require_ram is not None:
-        argv += ["--requireRAM", str(d.require_ram)]
+        argv += ["-j", str(options.jobs)]
+    if options.require_cores is not None:
+        argv += ["--requireCores", str(options.require_cores)]
+    if options.require_ram is not None:
+        argv += ["--requireRAM", str(options.require_ram)]
     return argv
 
 
@@ -110,81 +112,80 @@ def _check_made(result: CommandResult, refs: list[JobRef], wanted: int, what: st
         raise
 
 
-class DicosBackend(Backend):
+class DicosScheduler(Scheduler[DicosOptions]):
     """One DiCOS task per run: ``-j N`` copies, or one job per sweep point with ``-A``."""
 
     name = "dicos"
-    template = "hpctriton.schedulers.dicos:job.sh.j2"
+    options_model = DicosOptions
+    job_template = "hpctriton.schedulers.dicos:job.sh.j2"
+    capabilities = Capabilities(state_files_reachable=False)
     manual_command = "bash submit.sh"
-    state_files_reachable = False
 
     # ------------------------------------------------------------------ render
 
     def extra_files(self, ctx: RenderContext) -> dict[str, str]:
-        text = templating.render(
-            "hpctriton.schedulers.dicos:submit.sh.j2", run_id=ctx.run_id, submit_command=quoting.join(submit_argv(ctx))
-        )
-        files = {"submit.sh": text}
+        argv = submit_argv(self.options(ctx.cluster), ctx.run_id, ctx.n_tasks)
+        files = {"submit.sh": templating.render("hpctriton.schedulers.dicos:submit.sh.j2",
+                                                run_id=ctx.run_id, submit_argv=argv)}
         if ctx.n_tasks > 1:
-            files[ARGLIST] = "".join(f"--task {i}\n" for i in range(ctx.n_tasks))
+            files[ARGLIST] = templating.render("hpctriton.schedulers.dicos:arglist.txt.j2",
+                                               n_tasks=ctx.n_tasks)
         return files
 
     def how_to_run(self, ctx: RenderContext) -> str:
         return f"Submit from inside this folder: {self.manual_command} (dicos job submit -i .)"
 
-    def task_count(self, cluster: ClusterConfig, n_points: int) -> int:
-        return n_points if n_points > 1 else cluster.dicos.jobs
+    def task_count(self, cluster: ClusterView, n_points: int) -> int:
+        return n_points if n_points > 1 else self.options(cluster).jobs
 
     # --------------------------------------------------------------------- run
 
-    def submit(self, transport: Transport, record: RunRecord,
-               tasks: Sequence[int]) -> list[JobRef]:
+    def submit(self, transport: Transport, run: RunView, tasks: Sequence[int]) -> list[JobRef]:
         """``bash submit.sh`` in the staged bundle: the exact line a user would run."""
-        if list(tasks) != list(range(record.n_tasks)):
-            return self.resubmit(transport, record, tasks)
-        result = transport.run_script(f"cd {_q(record.remote_dir)} && bash submit.sh",
-                                      timeout=300)
-        sweep = (record.bundle_dir / ARGLIST).is_file()  # -A: job i runs point i; -j: task 0
+        if list(tasks) != list(range(run.n_tasks)):
+            return self.resubmit(transport, run, tasks)
+        script = templating.render("hpctriton.schedulers.dicos:submit_staged.sh.j2",
+                                   remote_dir=run.remote_dir)
+        result = transport.run_script(script, timeout=300)
+        sweep = (run.bundle_dir / ARGLIST).is_file()  # -A: job i runs point i; -j: task 0
         refs = _refs(result.stdout, list(tasks), list(tasks) if sweep else [0] * len(tasks))
         _check_made(result, refs, len(tasks), "dicos job submit")
         return refs
 
-    def resubmit(self, transport: Transport, record: RunRecord,
+    def resubmit(self, transport: Transport, run: RunView,
                  tasks: Sequence[int]) -> list[JobRef]:
         """``dicos job resubmit <JobID>`` for each task's newest job, in one script."""
-        jobs = [(t, record.job_for_task(t)) for t in tasks]
-        lines = [f"echo '@@TASK {t}'; dicos job resubmit {_q(j.job_id)}"
-                 for t, j in jobs if j is not None]
-        result = transport.run_script(f"cd {_q(record.remote_dir)} || exit 2\n"
-                                      + "\n".join(lines) + "\n", timeout=300)
+        jobs = [(t, j.job_id) for t in tasks if (j := run.job_for_task(t)) is not None]
+        script = templating.render("hpctriton.schedulers.dicos:resubmit.sh.j2",
+                                   remote_dir=run.remote_dir, jobs=jobs)
+        result = transport.run_script(script, timeout=300)
         refs: list[JobRef] = []
         for block in result.stdout.split("@@TASK ")[1:]:
             task_s, _, text = block.partition("\n")
-            old = record.job_for_task(int(task_s))
+            old = run.job_for_task(int(task_s))
             spec = int(old.extra.get("spec_task", 0)) if old else 0
             refs += _refs(text, [int(task_s)], [spec])
-        _check_made(result, refs, len(lines), "dicos job resubmit")
+        _check_made(result, refs, len(jobs), "dicos job resubmit")
         return refs
 
-    def poll(self, transport: Transport, record: RunRecord,
+    def poll(self, transport: Transport, run: RunView,
              tasks: Sequence[int]) -> dict[int, SchedulerInfo]:
         """One ``dicos job status -l -T <TaskID> -n <count> -t <hours>`` per DiCOS task
         (one per run, plus one per resubmission task), all in one remote script.
         ``-n`` matters: without it the tool shows only 15 rows."""
-        task_ids = sorted({str(j.extra.get("task_id")) for j in record.jobs
+        task_ids = sorted({str(j.extra.get("task_id")) for j in run.jobs
                            if j.extra.get("task_id")})
         if not task_ids:
             return {}
-        count = len(record.jobs) + 10
-        hours = _hours_since(record.created_at)
-        script = "\n".join(
-            f"dicos job status -l -T {_q(t)} -n {count} -t {hours}" for t in task_ids) + "\n"
+        script = templating.render("hpctriton.schedulers.dicos:status.sh.j2",
+                                   task_ids=task_ids, rows=len(run.jobs) + 10,
+                                   hours=_hours_since(run.created_at))
         result = transport.run_script(script, timeout=120)
         dicos_cli.raise_on_errors(result.stdout, result.stderr, "dicos job status")
         by_job = {row.job_id: row for row in dicos_cli.parse_status(result.stdout)}
         info: dict[int, SchedulerInfo] = {}
         for task in tasks:
-            job = record.job_for_task(task)
+            job = run.job_for_task(task)
             row = by_job.get(job.job_id) if job else None
             if row is None:
                 continue
@@ -193,22 +194,23 @@ class DicosBackend(Backend):
             info[task] = SchedulerInfo(row.state, row.job_id, reason, row.status)
         return info
 
-    def cancel(self, transport: Transport, record: RunRecord, tasks: Sequence[int]) -> None:
-        ids = [j.job_id for t in tasks if (j := record.job_for_task(t)) is not None]
-        script = "".join(f"dicos job cancel {_q(i)}\n" for i in dict.fromkeys(ids))
-        result = transport.run_script(script or "true\n")
+    def cancel(self, transport: Transport, run: RunView, tasks: Sequence[int]) -> None:
+        ids = [j.job_id for t in tasks if (j := run.job_for_task(t)) is not None]
+        script = templating.render("hpctriton.schedulers.dicos:cancel.sh.j2",
+                                   job_ids=list(dict.fromkeys(ids)))
+        result = transport.run_script(script)
         dicos_cli.raise_on_errors(result.stdout, result.stderr, "dicos job cancel")
 
-    def prepare_collect(self, transport: Transport, record: RunRecord,
+    def prepare_collect(self, transport: Transport, run: RunView,
                         tasks: Sequence[int]) -> None:
         """``dicos job getoutput`` in a fresh folder, then link each job's results into
         ``results/<task>`` so they are fetched exactly like Slurm results."""
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        folder = f"{record.remote_dir}/outputs/{stamp}"
-        jobs = {t: j for t in tasks if (j := record.job_for_task(t)) is not None}
-        lines = [f"mkdir -p {_q(folder)} && cd {_q(folder)} || exit 2"]
-        lines += [f"dicos job getoutput {_q(j.job_id)}" for j in jobs.values()]
-        result = transport.run_script("\n".join(lines) + "\n", timeout=600)
+        folder = f"{run.remote_dir}/outputs/{stamp}"
+        jobs = {t: j for t in tasks if (j := run.job_for_task(t)) is not None}
+        script = templating.render("hpctriton.schedulers.dicos:getoutput.sh.j2", folder=folder,
+                                   job_ids=[j.job_id for j in jobs.values()])
+        result = transport.run_script(script, timeout=600)
         try:
             dicos_cli.raise_on_errors(result.stdout, result.stderr, "dicos job getoutput")
         except RemoteError as exc:
@@ -222,14 +224,13 @@ class DicosBackend(Backend):
                                    f"job {job.job_id} (task {task}); it printed:\n"
                                    + result.stdout.strip())
             source = f"{folder}/{out.removeprefix('./')}/results/{job.extra.get('spec_task', 0)}"
-            links.append(f"ln -sfn {_q(source)} {_q(f'{record.remote_dir}/results/{task}')}")
+            links.append((source, f"{run.remote_dir}/results/{task}"))
         if links:
-            linked = transport.run_script(
-                f"mkdir -p {_q(record.remote_dir + '/results')}\n" + "\n".join(links) + "\n")
-            linked.check("linking the DiCOS outputs")
+            script = templating.render("hpctriton.schedulers.dicos:link_outputs.sh.j2",
+                                       results_dir=f"{run.remote_dir}/results", links=links)
+            transport.run_script(script).check("linking the DiCOS outputs")
 
-    def doctor(self, transport: Transport, cluster: ClusterConfig,
-               config: Config) -> list[DoctorCheck]:
+    def doctor(self, transport: Transport, cluster: ClusterView) -> list[DoctorCheck]:
         checks = []
         for command in ("ping", "whoami"):
             result = transport.run(["dicos", command])
