@@ -21,7 +21,9 @@ The demo model repository (``hpctriton/demo_models``, Python-backend models) hol
 ``simple`` (Triton's canonical add/sub, dynamic batching on), ``echo_bytes`` (BYTES,
 dynamic dim), ``failing`` (``execute`` raises), ``slow`` (answers after ``delay_s``,
 0.5 s), ``identity_all_types`` (one input and output per datatype, BF16 included) and
-``sequence_echo`` (a sequence model: requests need a correlation id).
+``sequence_echo`` (a sequence model: requests need a correlation id) and
+``token_streamer`` (a decoupled model that streams tokens like an LLM: a prefill
+delay, one token per response every ``token_s``, ``max_tokens`` from an input).
 
 Why each step is needed:
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from service_policy import unavailable
+from services.common import START_DEADLINE_S
 
 from hpctriton.testing import TritonServer, TritonServerError, free_port, start_triton
 from hpctriton_probe.spec import TaskSpec, from_dict
@@ -120,7 +121,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
 
 def _start(name: str, **kwargs: object) -> TritonServer:
     try:
-        return start_triton(ready_timeout_s=90, **kwargs)  # type: ignore[arg-type]
+        return start_triton(ready_timeout_s=START_DEADLINE_S, **kwargs)  # type: ignore[arg-type]
     except TritonServerError as exc:
         unavailable(name, str(exc))
         raise  # unreachable: unavailable() skips or fails
@@ -243,7 +244,7 @@ http {{
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     proxy = HTTPSProxy("127.0.0.1", port, triton.http_url, tls_files.ca, process, folder)
-    if not _wait_port("127.0.0.1", port, process, 15):
+    if not _wait_port("127.0.0.1", port, process, START_DEADLINE_S):
         process.kill()
         process.wait(5)
         unavailable("nginx", f"nginx did not start on port {port}:\n{proxy.log_tail()}")

@@ -31,6 +31,10 @@ WORKDIR_PREFIX = "hpct-"
 OWNER_FILE = "owner.pid"  # pid of the test run that owns a workdir
 KEEP_FILE = "keep"  # present: leave the folder (logs) for a human after teardown
 LOG_TAIL_LINES = 30
+#: How long a test service may take to become ready. Waits poll and return as soon as
+#: it is, so a generous deadline costs nothing on a quiet machine and holds on a busy
+#: 2-core one (a CI run beside other load once failed setups at 10–40 s deadlines).
+START_DEADLINE_S = float(os.environ.get("HPCTRITON_TEST_START_S", "240"))
 _SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")  # a non-root PATH often lacks these
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from .common import (
     KEEP_FILE,
     MARK_VAR,
+    START_DEADLINE_S,
     Cleanup,
     Daemon,
     ServiceError,
@@ -229,7 +230,7 @@ def _start_munged(
     ]
     daemon = start_daemon("munged", argv, layout.root, env)
     cleanup.add("stop munged", daemon.stop)
-    wait_for(socket_path.exists, 10, f"munge socket {socket_path}", daemon)
+    wait_for(socket_path.exists, START_DEADLINE_S, f"munge socket {socket_path}", daemon)
     return daemon
 
 
@@ -264,7 +265,7 @@ def _start_accounting(
     dbd_conf.chmod(0o600)
     slurmdbd = start_daemon("slurmdbd", [binaries["slurmdbd"], "-D"], layout.root, env)
     cleanup.add("stop slurmdbd", slurmdbd.stop)
-    wait_for_port(slurmdbd, ports["dbd"], 40)
+    wait_for_port(slurmdbd, ports["dbd"], START_DEADLINE_S)
     return {"mariadb": mysql.log, "slurmdbd": slurmdbd.log}
 
 
@@ -288,7 +289,7 @@ def _start_mariadb(
             "--skip-name-resolve",
         ],
         env=env,
-        timeout=120,
+        timeout=START_DEADLINE_S,
     )
     argv = [
         binaries["mariadbd"],
@@ -304,7 +305,7 @@ def _start_mariadb(
     ]
     daemon = start_daemon("mariadb", argv, layout.root, env)
     cleanup.add("stop mariadb", daemon.stop)
-    wait_for_port(daemon, port, 60)
+    wait_for_port(daemon, port, START_DEADLINE_S)
     return daemon
 
 
@@ -342,7 +343,7 @@ def _start_controllers(
     """slurmctld, then slurmd; ready when sinfo shows the node idle."""
     ctld = start_daemon("slurmctld", [binaries["slurmctld"], "-D", "-i"], layout.root, env)
     cleanup.add("stop slurmctld", ctld.stop)
-    wait_for_port(ctld, ports["ctld"], 30)
+    wait_for_port(ctld, ports["ctld"], START_DEADLINE_S)
     slurmd = start_daemon("slurmd", [binaries["slurmd"], "-D", "-N", node], layout.root, env)
     cleanup.add("stop slurmd", slurmd.stop)
     cleanup.add("cancel jobs", lambda: _cancel_all(binaries, env))
@@ -353,7 +354,7 @@ def _start_controllers(
         argv = [binaries["sinfo"], "-h", "-n", node, "-o", "%t"]
         return run(argv, env=env, check=False, timeout=10).stdout.strip() == "idle"
 
-    wait_for(node_idle, 30, f"node {node} idle in sinfo", slurmd, interval=0.2)
+    wait_for(node_idle, START_DEADLINE_S, f"node {node} idle in sinfo", slurmd, interval=0.2)
     return {"slurmctld": ctld.log, "slurmd": slurmd.log}
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from .common import (
     KEEP_FILE,
     MARK_VAR,
+    START_DEADLINE_S,
     Cleanup,
     ServiceError,
     Unavailable,
@@ -117,7 +118,7 @@ def start_sshd(
     env: Mapping[str, str] | None = None,
     skip_bashrc: bool = True,
     keep_workdir: bool = False,
-    timeout: float = 15.0,
+    timeout: float = START_DEADLINE_S,
 ) -> Sshd:
     """Start sshd as the current user's server; sessions get ``path_prepend`` first on PATH.
 
