@@ -32,7 +32,7 @@ class TritonPythonModel:
         self.prefill_s = float(_param(params, "prefill_s", "0.02"))
         self.token_s = float(_param(params, "token_s", "0.005"))
         self.default_max_tokens = int(_param(params, "default_max_tokens", "16"))
-        self.work = queue.Queue()
+        self.work: queue.Queue = queue.Queue()  # requests, then None per worker to stop
         self.workers = [threading.Thread(target=self._serve, daemon=True)
                         for _ in range(max(1, int(_param(params, "slots", "1"))))]
         for worker in self.workers:
