@@ -4,8 +4,7 @@ Example (a notebook)::
 
     >>> from hpctriton import load_config, submit
     >>> run = submit(load_config("examples/local.yaml"))
-    >>> run.wait(progress=True)
-    >>> run.collect()
+    >>> run.wait(progress=True)          # waits, then collects
     >>> run.results().ok
     True
 """
@@ -13,23 +12,42 @@ Example (a notebook)::
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from hpctriton.config import ClusterConfig, Config
-from hpctriton.errors import HpctritonError, PartialSubmitError, UsageError
+from hpctriton.errors import ConfigError, HpctritonError, PartialSubmitError, UsageError
 from hpctriton.render.bundle import make_run_id, render_bundle, runs_in_place
 from hpctriton.report.notebook import Results
-from hpctriton.runs import watch
-from hpctriton.runs.collect import CollectReport, collect
-from hpctriton.runs.record import RunRecord, find_run, now_iso, runs_root, save_config
+from hpctriton.runs import index, watch
+from hpctriton.runs.collect import OWNERSHIP, CollectReport, collect
+from hpctriton.runs.lock import folder_lock
+from hpctriton.runs.record import (
+    RunRecord,
+    find_run,
+    make_run_folder,
+    now_iso,
+    runs_root,
+    save_config,
+)
 from hpctriton.runs.stage import set_aside, stage_bundle
 from hpctriton.schedulers import JobRef, JobState, Scheduler, get_scheduler
 from hpctriton.transport import Transport, open_transport
 
 log = logging.getLogger("hpctriton")
+
+
+class NothingCollected(UsageError):
+    """:meth:`Run.results` of a run whose results were never collected: an empty result
+    would read as a run that did nothing."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id}: nothing collected yet: call run.collect() (or "
+                         "run.wait(), which collects when the run has ended)")
 
 
 class Run:
@@ -42,6 +60,7 @@ class Run:
     def __init__(self, record: RunRecord, transport: Transport | None = None) -> None:
         self.record = record
         self._transport = transport
+        self._collected = False  # collect() was called here (it may have found nothing)
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, backend={self.record.backend!r}, tasks={self.n_tasks})"
@@ -94,24 +113,41 @@ class Run:
                             ask_scheduler=scheduler)
 
     def wait(self, timeout_s: float | None = None, progress: bool = False,
-             **waiter_options: Any) -> watch.RunStatus:
-        """Block until every task has ended; ``progress=True`` shows a progress bar
-        (in a terminal or a notebook).
+             collect: bool = True, **waiter_options: Any) -> watch.RunStatus:
+        """Block until every task has ended, then collect the results (as ``submit
+        --wait`` does; ``collect=False`` leaves that to :meth:`collect`). ``progress=True``
+        shows a progress bar (in a terminal or a notebook). Nothing is collected when
+        ``timeout_s`` ran out first; a task that did not verify raises
+        :class:`~hpctriton.runs.collect.CollectIncomplete`, as :meth:`collect` does.
 
         Example::
 
             >>> run.wait(progress=True).overall
             <JobState.SUCCEEDED: 'succeeded'>
+            >>> run.results().ok      # collected by the wait
+            True
         """
         self._require_jobs("wait for")
+        waiter_options.setdefault("max_pending_s", self.record.cluster_config().max_pending_s)
         waiter = watch.Waiter(self.transport, self.scheduler, self.record, **waiter_options)
         if not progress:
-            return waiter.wait(timeout_s)
-        from hpctriton.runs.progress import progress_bar
+            status = waiter.wait(timeout_s)
+        else:
+            from hpctriton.runs.progress import progress_bar
 
-        with progress_bar(self.run_id, self.n_tasks) as update:
-            waiter.on_change = update
-            return waiter.wait(timeout_s)
+            with progress_bar(self.run_id, self.n_tasks) as update:
+                also = waiter.on_change
+
+                def both(status: watch.RunStatus) -> None:
+                    update(status)
+                    if also is not None:
+                        also(status)
+
+                waiter.on_change = both
+                status = waiter.wait(timeout_s)
+        if collect and status.done:
+            self.collect()
+        return status
 
     def cancel(self, tasks: Sequence[int] | None = None) -> None:
         """Cancel the run (or some tasks); the jobs record the interruption themselves.
@@ -125,9 +161,10 @@ class Run:
         scheduler = self.scheduler
         if not scheduler.capabilities.per_task_cancel:
             self._refuse_partial_cancel(scheduler, chosen)
-        scheduler.cancel(self.transport, self.record, chosen)
-        self.record.add_event("cancel", tasks=chosen)
-        self.record.save()
+        with folder_lock(self.path, "cancel"):
+            scheduler.cancel(self.transport, self.record, chosen)
+            self.record.add_event("cancel", tasks=chosen)
+            self.record.save()
 
     def _checked(self, tasks: Sequence[int]) -> list[int]:
         """Task numbers of this run (a typo must not reach the scheduler)."""
@@ -171,24 +208,32 @@ class Run:
         tasks = self._checked(tasks)
         if not tasks:
             return []
-        attempt = 1 + sum(1 for e in self.record.events if e.get("event") == "resubmit")
-        set_aside(self.transport, self.record, tasks, attempt)
-        try:
-            refs = self.scheduler.resubmit(self.transport, self.record, tasks)
-        except PartialSubmitError as exc:
-            self.record.jobs += list(exc.made)
-            self.record.add_event("resubmit", tasks=tasks, jobs=[r.job_id for r in exc.made],
-                                  error=str(exc))
+        with folder_lock(self.path, "resubmit"):
+            attempt = 1 + sum(1 for e in self.record.events if e.get("event") == "resubmit")
+            set_aside(self.transport, self.record, tasks, attempt)
+            try:
+                refs = self.scheduler.resubmit(self.transport, self.record, tasks)
+            except PartialSubmitError as exc:
+                self.record.jobs += list(exc.made)
+                self.record.add_event("resubmit", tasks=tasks,
+                                      jobs=[r.job_id for r in exc.made], error=str(exc))
+                self.record.save()
+                raise
+            self.record.jobs += refs
+            self.record.add_event("resubmit", tasks=tasks, jobs=[r.job_id for r in refs])
             self.record.save()
-            raise
-        self.record.jobs += refs
-        self.record.add_event("resubmit", tasks=tasks, jobs=[r.job_id for r in refs])
-        self.record.save()
-        return refs
+            return refs
 
     def collect(self, out_dir: str | Path | None = None,
-                tasks: Sequence[int] | None = None) -> CollectReport:
-        """Fetch the results of ended tasks into the run folder (or ``out_dir``).
+                tasks: Sequence[int] | None = None, *,
+                max_mb: int | None = None) -> CollectReport:
+        """Fetch the results of ended tasks into the run folder (or ``out_dir``, which must
+        be new, empty, or an earlier collect's), at most ``max_mb`` megabytes (default:
+        the cluster's ``collect_max_mb``).
+
+        Tasks that verified are in place whatever else happens; a task refused or
+        corrupted raises :class:`~hpctriton.runs.collect.CollectIncomplete` (its
+        ``report`` says what arrived); a task without a manifest is in ``unverified``.
 
         Example::
 
@@ -199,18 +244,26 @@ class Run:
             current = self.status()
             tasks = [t for t, s in current.tasks.items()
                      if s.state.final or s.state == JobState.UNKNOWN]
+        limit = max_mb or self.record.cluster_config().collect_max_mb
+        self._collected = True
         return collect(self.transport, self.scheduler, self.record, list(tasks),
-                       Path(out_dir) if out_dir is not None else None)
+                       Path(out_dir) if out_dir is not None else None, max_mb=limit)
 
     def results(self) -> Results:
-        """The collected results (call :meth:`collect` first).
+        """The collected results (:meth:`wait` collects, or call :meth:`collect`); raises
+        :class:`NothingCollected` when nothing was ever collected, rather than showing an
+        empty, failed result.
 
         Example::
 
             >>> run.results().ok
             True
         """
-        return Results.from_run_dir(self.path)
+        results = Results.from_run_dir(self.path)
+        if not (results.tasks or self._collected
+                or (self.record.results_dir / OWNERSHIP).is_file()):
+            raise NothingCollected(self.run_id)
+        return results
 
 
 # ------------------------------------------------------------------ submit
@@ -245,6 +298,15 @@ def _remote_dir(transport: Transport, scheduler: Scheduler[Any], cluster: Cluste
     return str(PurePosixPath(workdir) / run_id)
 
 
+def _target(config: Config, cluster: str | None,
+            backend: str | None) -> tuple[str | None, ClusterConfig]:
+    """``config.target``, its errors placed in the config's file."""
+    try:
+        return config.target(cluster, backend)
+    except ConfigError as exc:
+        raise config.locate(exc) from None
+
+
 def plan(config: Config, cluster: str | None = None, *, backend: str | None = None,
          runs_dir: str | Path | None = None, run_id: str | None = None) -> SubmitPlan:
     """What :func:`submit` would do with the same arguments; nothing is written,
@@ -255,7 +317,7 @@ def plan(config: Config, cluster: str | None = None, *, backend: str | None = No
         >>> plan(load_config("hpctriton.yaml"), cluster="asgc-slurm").remote_dir
         'hpctriton-runs/20261121-224033-asgc-slurm-1a2b'
     """
-    cluster_name, cluster_cfg = config.target(cluster, backend)
+    cluster_name, cluster_cfg = _target(config, cluster, backend)
     scheduler = get_scheduler(cluster_cfg.backend)
     run_id = run_id or make_run_id(config.name or cluster_name or cluster_cfg.backend)
     run_dir = runs_root(runs_dir, config) / run_id
@@ -279,16 +341,26 @@ def submit(config: Config, cluster: str | None = None, *, backend: str | None = 
         >>> run.run_id
         '20261121-224033-asgc-slurm-1a2b'
     """
-    cluster_name, cluster_cfg = config.target(cluster, backend)
+    cluster_name, cluster_cfg = _target(config, cluster, backend)
     scheduler = get_scheduler(cluster_cfg.backend)
     backend_name = cluster_cfg.backend
     run_id = run_id or make_run_id(config.name or cluster_name or backend_name)
     run_dir = runs_root(runs_dir, config) / run_id
+    created = not run_dir.exists()
     transport = open_transport(cluster_cfg)
+    record: RunRecord | None = None
     try:
+        make_run_folder(run_dir)  # 0700: its records copy the config
         bundle = render_bundle(config, run_dir / "bundle", cluster=cluster_name,
                                backend=backend_name, run_id=run_id)
         remote = _remote_dir(transport, scheduler, cluster_cfg, run_id, bundle.path)
+        in_place = remote == str(bundle.path.resolve())
+        if not in_place:
+            where = f"clusters.{cluster_name}.workdir" if cluster_name else "workdir"
+            try:
+                scheduler.check_remote_dir(remote, where)
+            except ConfigError as exc:
+                raise config.locate(exc) from None
         n_tasks = scheduler.task_count(cluster_cfg, bundle.n_tasks)
         points = bundle.points if n_tasks == bundle.n_tasks else [bundle.points[0]] * n_tasks
         record = RunRecord(run_id=run_id, backend=backend_name, cluster=cluster_name,
@@ -296,29 +368,33 @@ def submit(config: Config, cluster: str | None = None, *, backend: str | None = 
                            points=points, path=run_dir)
         save_config(record, config)
         record.save()
-        if remote != str(bundle.path.resolve()):
+        index.remember(record)  # the newest run, found from anywhere (never fails)
+        if not in_place:
             stage_bundle(transport, bundle.path, remote)
-        tasks = list(range(n_tasks))
-        try:
-            record.jobs = scheduler.submit(transport, record, tasks)
-        except PartialSubmitError as exc:
-            record.jobs = list(exc.made)
-            record.add_event("partial-submit", error=str(exc))
-            record.save()
-            raise
-        except HpctritonError as exc:
-            record.add_event("submit-failed", error=str(exc).splitlines()[0])
-            record.save()
-            raise
+        record.jobs = scheduler.submit(transport, record, list(range(n_tasks)))
         record.submitted_at = now_iso()
         record.save()
-    except BaseException:
+    except PartialSubmitError as exc:
         transport.close()
+        assert record is not None  # raised by scheduler.submit, after the record
+        record.jobs = list(exc.made)
+        record.add_event("partial-submit", error=str(exc))
+        record.save()
+        raise
+    except BaseException as exc:
+        transport.close()
+        if record is None:
+            # nothing reached the cluster: leave nothing behind (no orphan run folder)
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        elif isinstance(exc, HpctritonError):
+            # the cluster was reached (staging or sbatch failed): `runs` lists why
+            record.add_event("submit-failed", error=str(exc).splitlines()[0])
+            record.save()
         raise
     run = Run(record, transport)
     if wait:
-        run.wait(timeout_s=timeout_s, progress=progress)
-        run.collect()
+        run.wait(timeout_s=timeout_s, progress=progress)  # and collect
     return run
 
 
@@ -326,10 +402,20 @@ def open_run(run: str | None = None, *, runs_dir: str | Path | None = None,
              config: Config | None = None) -> Run:
     """Reopen a past run by id, id prefix or folder; the newest without an argument.
 
+    Without ``runs_dir`` or ``config`` it looks wherever this user's runs are (the run
+    index in the XDG state directory, and ``$HPCTRITON_RUNS_DIR`` or ``./hpctriton-runs``);
+    with one of them, only in that ``runs_dir``.
+
     Example::
 
         >>> run = open_run("20261121-2240")
         >>> run.status().overall
         <JobState.SUCCEEDED: 'succeeded'>
     """
-    return Run(find_run(runs_root(runs_dir, config), run))
+    if runs_dir is not None or config is not None:
+        return Run(find_run(runs_root(runs_dir, config), run))
+    found = index.find_any_run(run, also=runs_root())
+    for entry in found.dropped:
+        log.warning("dropped run %s from the run index: its folder %s is gone",
+                    entry.run_id, entry.path)
+    return Run(found.record)

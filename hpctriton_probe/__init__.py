@@ -2,7 +2,7 @@
 
 A package of its own, shipped as ``probe.pyz``: it imports nothing but the standard
 library, tritonclient and numpy (lazily, from the interpreter's site-packages), and
-runs on Python 3.8 and newer.
+runs on Python 3.7 and newer.
 """
 
 __version__ = "0.1.0"

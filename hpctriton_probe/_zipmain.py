@@ -3,9 +3,9 @@
 # failing with a SyntaxError inside the package.
 import sys
 
-if sys.version_info < (3, 8):  # noqa: UP036 - this file exists for old Pythons
+if sys.version_info < (3, 7):  # noqa: UP036 - this file exists for old Pythons
     # %-formatting on purpose: Python 2.7 must be able to run this line.
-    message = "hpctriton probe needs Python 3.8 or newer; this is %d.%d (%s): use " % (  # noqa: UP031
+    message = "hpctriton probe needs Python 3.7 or newer; this is %d.%d (%s): use " % (  # noqa: UP031
         sys.version_info[0], sys.version_info[1], sys.executable)
     sys.stderr.write(message + "container.python / cluster python to pick another interpreter\n")
     sys.exit(2)
@@ -18,25 +18,28 @@ def _bytecode_cache():
     probe); an extracted copy is compiled once into ``__pycache__`` (even under
     PYTHONDONTWRITEBYTECODE: the cache is ours), so the second task of an array job and
     every later run start faster. The copy lives in
-    ``.probe-cache/<sha256 of the zip>/`` beside probe.pyz (or in
-    ``$HPCTRITON_PROBE_CACHE``; set it to ``off`` to import from the zip). Any problem
-    (a read-only bundle, a full disk) quietly falls back to the zip.
+    ``.probe-cache/<digest>/`` beside probe.pyz (or in ``$HPCTRITON_PROBE_CACHE``; set
+    it to ``off`` to import from the zip). The digest is a sha256 of the zip's central
+    directory (every member's name, size and CRC-32), which Python reads anyway: a task
+    of a large array job does not read the whole zip to find its cache. Any problem (a
+    read-only bundle, a full disk) quietly falls back to the zip.
     """
     import hashlib
     import os
+    import zipfile
 
     setting = os.environ.get("HPCTRITON_PROBE_CACHE", "")
     archive = os.path.dirname(os.path.abspath(__file__))
     if setting.lower() in ("off", "0", "no", "false") or not os.path.isfile(archive):
         return  # switched off, or not run from a zip file
-    with open(archive, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()[:20]
+    with zipfile.ZipFile(archive) as zf:
+        members = sorted((i.filename, i.file_size, i.CRC) for i in zf.infolist())
+    digest = hashlib.sha256(repr(members).encode("utf-8")).hexdigest()[:20]
     base = setting or os.path.join(os.path.dirname(archive), ".probe-cache")
     target = os.path.join(base, digest)
     package = os.path.join(target, "hpctriton_probe")
     if not os.path.isfile(os.path.join(package, "__init__.py")):
         import shutil
-        import zipfile
 
         os.makedirs(base, exist_ok=True)
         tmp = "%s.tmp-%d" % (target, os.getpid())  # noqa: UP031 - Python 2.7 parses this

@@ -104,11 +104,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             return EXIT_USAGE
         return exit_code(results)
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(args.spec, task=task_index)
         task = spec.task(task_index)
     except SpecError as exc:
         sys.stderr.write(f"probe: {exc}\n")
         return EXIT_USAGE
+    if argv is None:  # the program itself, not a call from Python: it may run again
+        _rerun_for_protobuf(task)
     try:
         os.makedirs(task_dir, exist_ok=True)
     except OSError as exc:
@@ -158,6 +160,42 @@ def main(argv: Optional[List[str]] = None) -> int:
     return code
 
 
+def _uses_grpc(task: TaskSpec) -> bool:
+    from hpctriton_probe.checks import by_name
+
+    return task.server.grpc_port is not None and any(
+        "grpc" in by_name(c.name).endpoints(c.options) for c in task.checks)
+
+
+def _rerun_for_protobuf(task: TaskSpec) -> None:
+    """Start this probe again, in this process (``exec``: the job's wait on its pid
+    holds), with the pure-Python protobuf when the installed tritonclient's generated
+    gRPC code cannot load under the installed protobuf (``features.protobuf_problem``).
+    Nothing has been written yet; the second run says why in probe.log and in
+    ``run.workarounds``. Only once: the second run has ``PROTOBUF_RERUN`` set, and
+    repairs the old code's map fields (``features.repair_map_fields``)."""
+    from hpctriton_probe.net import features
+
+    if os.environ.get(features.PROTOBUF_RERUN):
+        features.repair_map_fields()  # this is the second run: before tritonclient.grpc
+        return
+    if not _uses_grpc(task):
+        return
+    problem = features.protobuf_problem()
+    if problem is None:
+        return
+    env = dict(os.environ)
+    env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
+    env[features.PROTOBUF_RERUN] = problem
+    if os.path.basename(sys.argv[0]) == "cli.py":  # python -m hpctriton_probe.cli
+        command = [sys.executable, "-m", "hpctriton_probe.cli", *sys.argv[1:]]
+    else:  # python probe.pyz
+        command = [sys.executable, *sys.argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
+
+
 def _load_rank_main(args: argparse.Namespace, spec: Spec, task: TaskSpec, task_dir: str,
                     rank: int, ranks: int) -> int:
     """A rank > 0 of a load from several tasks: only the load, its own log and rank
@@ -200,8 +238,11 @@ def _guarded(label: str, log_path: str, body: Callable[[], Any]) -> Tuple[Any, O
     except KeyboardInterrupt:
         return None, 130
     except Exception:  # noqa: BLE001 - a crash: say so plainly, keep the trace in the log
+        from hpctriton_probe.redact import redact
+
         log.error("probe crashed:\n%s", traceback.format_exc())
-        sys.stderr.write(f"{label} crashed; see {log_path}\n{traceback.format_exc()}")
+        sys.stderr.write(f"{label} crashed; see {log_path}\n"
+                         + redact(traceback.format_exc()))
         return None, EXIT_CRASH
     finally:
         log.removeHandler(handler)

@@ -27,10 +27,13 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from hpctriton_probe import redact
 from hpctriton_probe.checks import by_name
 from hpctriton_probe.checks.base import ALONE, CheckContext, Launch
+from hpctriton_probe.net import features
 from hpctriton_probe.net.calls import Caller
 from hpctriton_probe.net.clients import Clients, expand_headers, require_tritonclient
+from hpctriton_probe.net.contact import Target, first_contact
 from hpctriton_probe.results import (
     EXIT_INTERRUPTED,
     Interrupted,
@@ -75,7 +78,9 @@ class _Runner:
     def __init__(self, task: TaskSpec, out_dir: Optional[str], *, run_id: str,
                  base_dir: str, environ: Optional[Mapping[str, str]], launch: Launch) -> None:
         require_tritonclient()
+        redact.install(log)
         headers = expand_headers(task.server.headers, environ)
+        redact.hide(headers.values())
         self.task = task
         self.out_dir = out_dir
         self.run_id = run_id
@@ -126,6 +131,7 @@ class TaskRunner(_Runner):
 
     def _describe_run(self) -> None:
         run = self.results["run"]
+        run["workarounds"] = features.workarounds()
         s = self.task.server
         run["server"] = {"host": s.host, "http_port": s.http_port, "grpc_port": s.grpc_port,
                          "metrics_port": s.metrics_port, "tls": s.tls is not None}
@@ -143,6 +149,7 @@ class TaskRunner(_Runner):
             self.guard.install()
         try:
             self.save()
+            self._first_contact()
             self._run_checks()
         except (Interrupted, KeyboardInterrupt) as exc:
             self._note_interruption("SIGTERM" if isinstance(exc, Interrupted) else "SIGINT")
@@ -152,22 +159,71 @@ class TaskRunner(_Runner):
         self._finish()
         return self.results
 
+    def _first_contact(self) -> None:
+        """Ask every endpoint the checks use whether it answers at all, all at once
+        (``net.contact``), each within the longest timeout of the checks that use it
+        (so no check would have waited longer): one that does not is silent for the
+        whole run, so a server that accepts connections and never answers costs one
+        timeout, not one per endpoint and check. ``run.first_contact`` records what was
+        found."""
+        targets: Dict[str, Target] = {}
+        server = self.task.server
+        for spec in self.task.checks:
+            check = by_name(spec.name)
+            timeout = float(getattr(spec.options, "timeout_s", None)
+                            or self.task.probe.timeout_s)
+            for kind in check.endpoints(spec.options):
+                url = server.url(kind)
+                if url is None:
+                    continue
+                endpoint = f"{kind}://{url}"
+                path = "/v2/health/live"
+                if kind == "metrics":
+                    path = str(getattr(spec.options, "path", "/metrics") or "/metrics")
+                    path = path if path.startswith("/") else "/" + path
+                known = targets.get(endpoint)
+                if known is None or timeout > known.timeout_s:
+                    port = getattr(server, kind + "_port")
+                    targets[endpoint] = Target(endpoint, kind, server.host, int(port), timeout,
+                                               tls=server.tls is not None and kind != "metrics",
+                                               path=path)
+        if not targets:
+            return
+        started = time.monotonic()
+        outcomes = first_contact(list(targets.values()))
+        silent = []
+        for endpoint, outcome in sorted(outcomes.items()):
+            log.debug("first contact with %s: %s after %.3f s", endpoint, outcome.detail,
+                      outcome.elapsed_s)
+            if outcome.silent:
+                silent.append(endpoint)
+                self.caller.mark_silent(endpoint, targets[endpoint].timeout_s,
+                                        outcome.elapsed_s)
+        duration = round(time.monotonic() - started, 3)
+        self.results["run"]["first_contact"] = {"duration_s": duration, "silent": silent}
+        if silent:
+            log.warning("not answering within their timeout at first contact: %s; every "
+                        "check fails at once there", ", ".join(silent))
+
     def _run_checks(self) -> None:
         for spec in self.task.checks:
             hook = by_name(spec.name).before_all
             if hook is not None:
-                self.current = spec.name
+                self.current = self.caller.check = spec.name
+                self.caller.in_hook = True
                 try:
                     hook(self.context(spec))
                 except Exception:  # noqa: BLE001 - the check's entries will say what is wrong
                     log.error("check %s: what it does before all checks failed:\n%s",
                               spec.name, traceback.format_exc())
+                finally:
+                    self.caller.in_hook = False
         for spec in run_order(self.task.checks, self.launch.ranks):
             self._run_check(spec)
-        self.current = None
+        self.current = self.caller.check = None
 
     def _run_check(self, spec: CheckSpec) -> None:
-        self.current = spec.name
+        self.current = self.caller.check = spec.name
         ctx = self.context(spec)
         t0 = time.monotonic()
         try:
@@ -181,6 +237,9 @@ class TaskRunner(_Runner):
         self.save()
 
     def record(self, entry: ResultEntry) -> None:
+        # header values never reach results, stdout or JUnit, whatever a client says
+        entry["message"] = redact.redact(entry["message"])
+        entry["details"] = redact.redact_data(entry["details"])
         self.results["checks"].append(entry)
         _log_entry(entry)
         # Written after every check (above), and within a long check at least every
@@ -193,6 +252,7 @@ class TaskRunner(_Runner):
     def save(self, final: bool = False) -> None:
         """Bring the document up to date (duration, summary) and write it, if asked to."""
         self.results["run"]["duration_s"] = round(time.monotonic() - self.started, 3)
+        self.results["run"]["workarounds"] = features.workarounds()
         self.results["summary"] = summarize(self.results["checks"])
         self.last_save = time.monotonic()
         if self.writer is not None:

@@ -8,11 +8,11 @@ Keys marked optional (``total=False``) may be absent; a value typed ``Optional``
 ``null``.
 
 Only the type checker imports this module on the probe side (``TYPE_CHECKING``
-blocks): ``typing.TypedDict`` is Python 3.8+, and the probe itself runs on older
-interpreters too.
+blocks): ``typing.TypedDict`` and ``Literal`` are Python 3.8+, and the probe itself
+runs on Python 3.7 too; the lines vermin would flag for that are marked ``novermin``.
 """
 
-from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union  # novermin
 
 #: ``status`` of an entry: passed, failed (the server answered wrongly or not at all),
 #: error (the probe could not perform the check), skip (not applicable: see message).
@@ -75,6 +75,17 @@ class RunInfo(_RunInfoRequired, total=False):
     duration_s: float
     #: ``SIGTERM`` or ``SIGINT`` when ``interrupted``.
     interrupted_by: str
+    #: What the probe does differently because of the installed versions (the
+    #: pure-Python protobuf for old generated code, deadlines it sets itself…).
+    workarounds: List[str]
+    #: The first contact with every endpoint, before the checks: how long it took and
+    #: which endpoints did not answer at all within their timeout.
+    first_contact: "FirstContact"
+
+
+class FirstContact(TypedDict):
+    duration_s: float
+    silent: List[str]
 
 
 #: Counts per status; ``ok`` is true when nothing failed or errored. ("pass" is a
@@ -98,7 +109,7 @@ class StateFile(TypedDict):
     with the exit code."""
 
     schema_version: int
-    phase: Literal["running", "finished"]
+    phase: Literal["running", "finished"]  # novermin
     task: int
     #: The scheduler's job id (``ARRAYID_TASK`` for arrays); empty when it gave none.
     job_id: str
@@ -166,9 +177,121 @@ class _LoadFiguresRequired(TypedDict):
     inferences_per_request: int
 
 
+class StreamMs(TypedDict):
+    """Percentiles of a streamed answer's times, in milliseconds (null when nothing was
+    recorded: ``itl_ms`` of requests that had a single token)."""
+
+    p50: Optional[float]
+    p90: Optional[float]
+    p95: Optional[float]
+    p99: Optional[float]
+    max: Optional[float]
+    mean: Optional[float]
+
+
+class TokensPerRequest(TypedDict):
+    """Output tokens per request (``p50`` within 0.4 % above 255 tokens)."""
+
+    mean: Optional[float]
+    p50: Optional[float]
+    max: Optional[int]
+
+
+class StreamSlo(TypedDict, total=False):
+    """The ``slo`` option: bounds in milliseconds (the ITL bound is on a request's
+    mean gap between tokens)."""
+
+    ttft_ms: Optional[float]
+    itl_ms: Optional[float]
+    e2e_ms: Optional[float]
+
+
+class _StreamRequired(TypedDict):
+    #: Time to first token: from the send (open loop: from the intended send time) to
+    #: the first response carrying an output.
+    ttft_ms: StreamMs
+    #: Inter-token latency: the gaps between consecutive responses with outputs.
+    itl_ms: StreamMs
+    #: End to end: from the send (open loop: intended) to the final response.
+    e2e_ms: StreamMs
+    tokens_per_request: TokensPerRequest
+    output_tokens_per_s: Optional[float]
+    requests_per_s: Optional[float]
+    #: The token rule used: ``elements``, ``responses`` or ``words``.
+    token_count: str
+    #: The output whose elements or words were counted (null: ``responses``).
+    token_output: Optional[str]
+
+
+class StreamFigures(_StreamRequired, total=False):
+    """A decoupled (streaming) model's figures at one point: the contract of issue 13
+    (README, "Streaming and decoupled models"). With an ``slo``: ``goodput_per_s``,
+    the requests per second that met every bound, and ``goodput_share``, their share
+    of the requests answered."""
+
+    slo: StreamSlo
+    goodput_per_s: Optional[float]
+    goodput_share: Optional[float]
+
+
+class StreamInferDetails(TypedDict, total=False):
+    """What the infer check adds to ``details`` for a decoupled model: ``responses``
+    (with outputs), ``ttft_ms`` (send to first response), ``itl_ms`` (every gap between
+    responses, in order), ``e2e_ms`` (to the final response), ``tokens`` (elements of
+    the outputs), ``final`` (how the end was known: ``enable_empty_final_response``,
+    ``request parameter``, ``end of the event stream``), ``endpoint``
+    (``ModelStreamInfer`` or ``generate_stream``)."""
+
+    responses: int
+    ttft_ms: Optional[float]
+    itl_ms: List[float]
+    e2e_ms: Optional[float]
+    tokens: int
+    final: str
+    endpoint: str
+
+
+class MetricsDuringRun(TypedDict):
+    """The run's own difference of a model's Prometheus counters: the scrape after the
+    other checks minus the scrape before them (``nv_inference_request_success`` …)."""
+
+    values: Dict[str, Any]
+    #: ``nv_inference_count / nv_inference_exec_count`` of the difference (null when
+    #: the run executed nothing).
+    batching_ratio: Optional[float]
+
+
+class _MetricsModelRequired(TypedDict):
+    #: Every ``nv_inference_*`` counter and gauge since the server started.
+    values: Dict[str, Any]
+    batching_ratio: Optional[float]
+
+
+class MetricsModelDetails(_MetricsModelRequired, total=False):
+    """``details`` of a metrics entry with a model: the totals since the server started
+    (``values``, ``batching_ratio``), and ``during_run``, the run's difference, when a
+    scrape before the other checks succeeded (else ``before_error`` says why not)."""
+
+    during_run: MetricsDuringRun
+    before_error: str
+
+
 class LoadFigures(_LoadFiguresRequired, total=False):
     """One model's figures at one point (``loadstats.point_summary``), from one task's
-    windows or from the windows of several tasks merged."""
+    windows or from the windows of several tasks merged. A decoupled model's add
+    those of :class:`StreamFigures` (``ttft_ms``, ``itl_ms``, ``e2e_ms`` …)."""
+
+    ttft_ms: StreamMs
+    itl_ms: StreamMs
+    e2e_ms: StreamMs
+    tokens_per_request: TokensPerRequest
+    output_tokens_per_s: Optional[float]
+    requests_per_s: Optional[float]
+    token_count: str
+    token_output: Optional[str]
+    slo: StreamSlo
+    goodput_per_s: Optional[float]
+    goodput_share: Optional[float]
 
     #: Open loop: how late the client sent, against the schedule.
     send_lag_ms: Dict[str, Optional[float]]
@@ -207,6 +330,8 @@ class LoadPointDetails(_LoadPointRequired, total=False):
     late_s: Union[float, Dict[str, float]]
     #: Output names in the model's first answer, or why they could not be read.
     outputs_seen: Union[List[str], str]
+    #: A capacity search's step: how it was judged (``CapacityStep``).
+    search_step: "CapacityStep"
 
 
 class _LoadSetupRequired(TypedDict):
@@ -239,3 +364,73 @@ class LoadSetupDetails(_LoadSetupRequired, total=False):
     request_rate: List[float]
     #: Set when the check asked for more tasks than the job started.
     tasks_note: str
+    #: Worker processes of this task (``workers``): count, how it was chosen, option.
+    workers: Dict[str, Any]
+    #: Decoupled models, by name: ``{"token_count", "token_output"}`` (their requests go
+    #: on ModelStreamInfer streams, and their entries carry ``StreamFigures``).
+    streams: Dict[str, Dict[str, Any]]
+    #: The ``slo`` option, when given.
+    slo: StreamSlo
+    #: A capacity search (``load.search``): its objective, first rate, requests per
+    #: step, precision and steps allowed (docs/capacity.md).
+    search: Dict[str, Any]
+
+
+class CapacityStep(TypedDict):
+    """One step of a capacity search (``details.capacity.steps``): the rate tried (all
+    tasks together), the objective's percentile there (``percentile_ms``: of the first
+    bound, ``percentiles_ms``: of each), whether the client kept the schedule
+    (``valid``), the verdict (``PASS``, ``FAIL`` or ``INVALID``) and why, the requests
+    measured and how many of them were over a bound (exact counts; failures count as
+    over), what MLPerf's early-stopping rule needs with that many over (``needed``),
+    and the client's send lag and CPU (``late_share``, ``lag_p99_ms``,
+    ``core_share``)."""
+
+    step: int
+    rate_per_s: float
+    percentile_ms: Optional[float]
+    percentiles_ms: Dict[str, Optional[float]]
+    valid: bool
+    verdict: str
+    requests: int
+    over_bound: int
+    needed: Optional[int]
+    errors: int
+    throughput_rps: Optional[float]
+    late_share: Optional[float]
+    late_ms: float
+    late: Optional[int]
+    lag_p99_ms: Optional[float]
+    core_share: Optional[float]
+    reason: str
+
+
+class Capacity(TypedDict):
+    """``details.capacity`` of a load check with a ``search`` (docs/capacity.md): the
+    highest rate that met the objective (``rate_per_s``, null when none did), the
+    objective, ``verdict`` (``VALID``, or ``INVALID`` when the client could not keep a
+    step's schedule) and ``reason``, the requests and those over the bound at the
+    answer's step, ``met`` (a valid answer exists: the check passes), the last rate
+    that met and the first that missed (``bracket``), and every step."""
+
+    rate_per_s: Optional[float]
+    objective: Dict[str, Any]
+    verdict: str
+    reason: str
+    met: bool
+    requests: int
+    over_bound: int
+    precision_percent: float
+    bracket: List[Optional[float]]
+    steps: List[CapacityStep]
+
+
+class CapacityDetails(TypedDict):
+    """``details`` of a load check's capacity entry (one per model, after its steps)."""
+
+    capacity: Capacity
+    load_index: int
+    protocol: str
+    tasks: int
+    #: The sentence a report leads with ("simple sustains 42 req/s with p99 ≤ 100 ms …").
+    sentence: str

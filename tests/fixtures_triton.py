@@ -24,7 +24,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from hpctriton_probe.spec import TaskSpec, from_dict
 __all__ = [
     "server_success",
     "silent_port",
+    "hangs_after_greeting",
     "TLSFiles",
     "HTTPSProxy",
     "tls_files",
@@ -289,6 +290,40 @@ def probe_task(server: TritonServer | None = None, *, models: Sequence[str] = ("
 def silent_port() -> Iterator[int]:
     """A port that accepts connections and never answers (a hung server, a firewall):
     checks must fail at their timeout there, never hang."""
+    with tcp_listener() as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def hangs_after_greeting() -> Iterator[int]:
+    """A port that greets every connection and then never answers: an HTTP/2 SETTINGS
+    frame to a gRPC client, the start of a status line (``HTTP/1.1 200``) to anything
+    else. The probe's first contact hears an answer there, so its calls themselves must
+    time out: what tests of the per-call timeouts (gRPC deadlines the probe sets itself
+    in old tritonclients) need, now that a port that never answers at all is found
+    silent before the checks."""
+    import threading
+
+    def greet(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.settimeout(10)
+            first = conn.recv(4096)
+            conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                         if first.startswith(b"PRI * HTTP/2.0") else b"HTTP/1.1 200")
+
+    def start(conn: socket.socket, _: int) -> None:
+        threading.Thread(target=greet, args=(conn,), daemon=True).start()
+
+    with tcp_listener(start) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def tcp_listener(on_accept: Callable[[socket.socket, int], None] | None = None,
+                 ) -> Iterator[int]:
+    """A loopback port whose connections are accepted and held open until the end:
+    ``on_accept(conn, n)`` sees the n-th connection (from 0); without it nothing is
+    ever sent. What the tests of hung servers and silent SSH endpoints stand on."""
     import threading
 
     sock = socket.socket()
@@ -301,18 +336,24 @@ def silent_port() -> Iterator[int]:
         sock.settimeout(0.2)
         while not stop.is_set():
             try:
-                held.append(sock.accept()[0])
+                conn = sock.accept()[0]
             except OSError:
                 continue
+            if on_accept is not None:
+                with contextlib.suppress(OSError):
+                    on_accept(conn, len(held))
+            held.append(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    sock.close()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        sock.close()
 
 
 def server_success(triton: TritonServer, model: str) -> int:

@@ -75,7 +75,8 @@ def test_unknown_check_option_names_the_check(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("snippet", "field", "words"),
     [
-        ("server: {host: h, http_port: 70000}\nmodels: [m]\n", "server", "between 1 and 65535"),
+        ("server: {host: h, http_port: 70000}\nmodels: [m]\n", "server.http_port",
+         "between 1 and 65535"),
         ("server: {host: h, http_port: eighty}\nmodels: [m]\n", "server.http_port", "integer"),
         ("models: [m]\n", "server", "required"),
         ("server: {host: h, http_port: 1}\nmodels: []\n", "models", "at least 1"),
@@ -86,7 +87,7 @@ def test_unknown_check_option_names_the_check(tmp_path: Path) -> None:
         ("server: {host: h, http_port: 1}\nmodels: [m]\nsweep: {container.image: [a]}\n",
          "sweep.container.image", "can vary per task"),
         ("server: {host: h, http_port: 1}\nmodels: [m]\nsweep: {server.http_port: [1, 0]}\n",
-         "server", "sweep point"),
+         "server.http_port", "sweep point"),
         ("server: {host: h, http_port: 1}\nmodels: [m]\n"
          "clusters: {a: {backend: slurm, slurm: {time: soon}}}\n",
          "clusters.a.slurm.time", "not a Slurm time"),
@@ -178,3 +179,249 @@ def test_json_schema_covers_checks_and_clusters() -> None:
     assert "require_ram" in text
     assert schema["additionalProperties"] is False
     assert "base_dir" not in schema["properties"]
+
+
+LOOP = MINIMAL + """\
+clusters:
+  loop: {backend: slurm, host: login, python: /usr/bin/python3}
+"""
+
+
+@pytest.mark.parametrize(("override", "field", "words"), [
+    ('clusters.loop.slurm.qos="\\ud83d"', "clusters.loop.slurm.qos", "lone surrogate (U+D83D)"),
+    ('clusters.loop.env.TOKEN="abc\\r"', "clusters.loop.env.TOKEN", "carriage return"),
+    ('container.binds=["/data\\r"]', "container.binds[0]", "carriage return"),
+    ('clusters={"lo\\rop": {backend: local}}', "clusters.lo\\u000dop", "key holds a carriage"),
+    ('container.python="python3\\r"', "container.python", "carriage return"),
+    ('container.options=["--cleanenv\\r"]', "container.options[0]", "carriage return"),
+    ('clusters.loop.workdir="runs\\0x"', "clusters.loop.workdir", "NUL"),
+    ('server.headers.Authorization="Bearer ${T}\\n"', "server.headers.Authorization",
+     "line break"),
+])
+def test_values_that_cannot_reach_a_script_are_refused_at_config_time_naming_the_field(
+        tmp_path: Path, override: str, field: str, words: str) -> None:
+    """Issue 18: these rendered (or crashed with UnicodeEncodeError) and sbatch refused
+    the script only after staging. The message is printable whatever the value."""
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, LOOP), overrides=[override])
+    assert err.value.field == field and words in str(err.value)
+    str(err.value).encode("utf-8")  # no lone surrogate in the message itself
+
+
+def test_a_lone_surrogate_from_set_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hpctriton.cli import cli
+
+    result = CliRunner().invoke(cli, ["render", "-c", str(write(tmp_path, LOOP)), "--set",
+                                      'clusters.loop.slurm.qos="\\ud83d"', "-o",
+                                      str(tmp_path / "b")])
+    assert result.exit_code == 2, result.output
+    assert "clusters.loop.slurm.qos" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "b").exists()
+
+
+def test_line_breaks_stay_allowed_in_env_values(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, LOOP), overrides=['clusters.loop.env.PEM="a\\nb"'])
+    assert cfg.clusters["loop"].env == {"PEM": "a\nb"}
+
+
+@pytest.mark.parametrize("override", [
+    "server.headers.Authorization=12345678",
+    'server.headers.Authorization="Bearer SECRET123\\n"',
+    'sweep={server.headers.Authorization: ["Bearer SECRET123", 12345678]}',
+    "server.headers=[Bearer SECRET123]",
+])
+def test_config_errors_never_show_a_header_value(tmp_path: Path, override: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, MINIMAL), overrides=[override])
+    message = str(err.value)
+    assert "server.headers" in message
+    assert "SECRET123" not in message and "12345678" not in message, message
+
+
+# ------------------------------------------------------- issue 16.5: errors say where
+
+RANGE = """\
+server:
+  host: h
+  http_port: 99999
+models: [m]
+container: {runtime: none}
+"""
+
+
+def test_a_model_level_check_names_the_field_line_and_full_path(tmp_path: Path) -> None:
+    """Was ``range.yaml:1: server: http_port must be …`` (the line of ``server:``)."""
+    path = write(tmp_path, RANGE, "range.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}:3: server.http_port: must be between 1 and 65535, "
+                              "got 99999")
+    assert (err.value.field, err.value.line) == ("server.http_port", 3)
+
+
+@pytest.mark.parametrize(("item", "field", "words"), [
+    ("server.http_port=abc", "server.http_port", "valid integer"),
+    ("server.htpp_port=5", "server.htpp_port", "unknown key; valid keys: host, http_port"),
+    ("server.http_port=0", "server.http_port", "between 1 and 65535"),
+    ("server={host: h}", "server", "give http_port or grpc_port"),
+    ("sweep.probe.retries=[1]", "sweep.probe", "valid list"),
+])
+def test_an_override_error_names_the_set_argument_not_a_file_line(
+        tmp_path: Path, item: str, field: str, words: str) -> None:
+    """Was ``ok.yaml:3: server.http_port …`` and ``ok.yaml:1: …``: lines of the file
+    for values the file never held."""
+    path = write(tmp_path, MINIMAL, "ok.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, overrides=[item])
+    assert str(err.value).startswith(f"--set {item}: {field}: "), str(err.value)
+    assert words in str(err.value)
+    assert err.value.source == f"--set {item}" and err.value.line is None
+    assert "ok.yaml" not in str(err.value)
+
+
+def test_an_override_that_cannot_be_applied_names_the_set_argument(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, MINIMAL), overrides=["server.http_port.x=1"])
+    assert str(err.value) == ("--set server.http_port.x=1: cannot set server.http_port.x: "
+                              "server.http_port is not a mapping")
+
+
+def test_the_file_keeps_its_lines_beside_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "probe: {timeout_s: 0}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, overrides=["server.http_port=abc"])
+    lines = str(err.value).splitlines()
+    assert lines == [
+        f"{path}:6: probe.timeout_s: must be greater than zero, got 0.0",
+        "--set server.http_port=abc: server.http_port: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'abc')",
+    ]
+
+
+MANY = """\
+server:
+  host: h
+  http_port: 8000
+  grpc_port: abc
+  metrics_port: 0
+models: [m]
+checks: [health, bogus]
+probe: {timeout_s: -1, retries: -2}
+container: {runtime: none}
+clusters:
+  c: {backend: slurm, slurm: {parttion: x}}
+"""
+
+
+def test_every_error_of_a_file_is_reported_at_once_each_with_its_place(
+        tmp_path: Path) -> None:
+    """One small config took four fix-and-rerun cycles."""
+    path = write(tmp_path, MANY, "many.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"{path}:4: server.grpc_port: Input should be a valid integer")
+    assert lines[1:] == [
+        f"{path}:7: checks[1]: unknown check 'bogus'; valid checks: health, metadata, "
+        "keepalive, infer, statistics, metrics, load",
+        f"{path}:8: probe.timeout_s: must be greater than zero, got -1.0",
+        f"{path}:8: probe.retries: must be zero or more, got -2",
+        f"{path}:11: clusters.c.slurm.parttion: unknown key; valid keys: job_name, "
+        "partition, " + lines[-1].split("valid keys: job_name, partition, ", 1)[-1],
+    ]
+    assert "account, qos, time" in lines[-1]
+    assert [e.field for e in err.value.also] == [
+        "checks[1]", "probe.timeout_s", "probe.retries", "clusters.c.slurm.parttion"]
+
+
+def test_two_bad_ports_of_one_server_are_both_reported(tmp_path: Path) -> None:
+    text = "server:\n  host: h\n  http_port: 0\n  metrics_port: 70000\nmodels: [m]\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).splitlines() == [
+        f"{path}:3: server.http_port: must be between 1 and 65535, got 0",
+        f"{path}:4: server.metrics_port: must be between 1 and 65535, got 70000",
+    ]
+
+
+def test_a_check_option_error_names_the_option(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "checks:\n  - load:\n      concurrency: 0\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.field == "checks[0].load.concurrency"
+    assert str(err.value).startswith(f"{path}:8: checks[0].load.concurrency: must be one")
+
+
+def test_a_sweep_point_error_names_the_file_and_the_sweep_key(tmp_path: Path) -> None:
+    text = MINIMAL + "sweep:\n  server.grpc_port: [1, 2]\n  probe.timeout_s: [1, -5]\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}:8: probe.timeout_s: must be greater than zero, got -5.0 "
+        "(in sweep point server.grpc_port=1, probe.timeout_s=-5)")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, MINIMAL), overrides=["sweep={probe.retries: [-1]}"])
+    assert str(err.value).startswith(
+        "--set sweep={probe.retries: [-1]}: probe.retries: must be zero or more")
+
+
+def test_a_container_error_at_render_names_the_file_and_line(tmp_path: Path) -> None:
+    from hpctriton.render.bundle import render_bundle
+
+    text = MINIMAL.replace("container: {runtime: none}", "container: {runtime: singularity}")
+    path = write(tmp_path, text + "clusters:\n  c: {backend: slurm}\n")
+    with pytest.raises(ConfigError) as err:
+        render_bundle(load_config(path), tmp_path / "bundle")
+    assert str(err.value).startswith(f"{path}:5: container.image: required with runtime "
+                                     "singularity")
+    cfg = load_config(write(tmp_path, MINIMAL + "clusters:\n  c: {backend: slurm}\n",
+                            "none.yaml"))
+    with pytest.raises(ConfigError) as err:
+        render_bundle(cfg, tmp_path / "bundle2")
+    assert str(err.value).startswith(f"{tmp_path / 'none.yaml'}:7: clusters.c.python: "
+                                     "required with container.runtime none")
+
+
+def test_cli_config_errors_name_where_for_render_and_check(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hpctriton.cli import cli
+
+    path = write(tmp_path, MANY, "many.yaml")
+    runner = CliRunner()
+    for argv in (["render", "-c", str(path), "-o", str(tmp_path / "b")],
+                 ["check", "-c", str(path)]):
+        result = runner.invoke(cli, argv)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert lines[0].startswith(f"hpctriton: error: {path}:4: server.grpc_port: ")
+        assert [line.split(": ", 2)[:2] for line in lines[1:]] == [
+            [f"{path}:7", "checks[1]"], [f"{path}:8", "probe.timeout_s"],
+            [f"{path}:8", "probe.retries"], [f"{path}:11", "clusters.c.slurm.parttion"]]
+    ok = write(tmp_path, MINIMAL, "ok.yaml")
+    result = runner.invoke(cli, ["check", "-c", str(ok), "--set", "server.http_port=abc"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "hpctriton: error: --set server.http_port=abc: server.http_port: ")
+    result = runner.invoke(cli, ["check", "--http-url", "127.0.0.1:1", "--model", "m",
+                                 "--set", "probe.timeout_s=0"])
+    assert result.stderr.startswith(
+        "hpctriton: error: --set probe.timeout_s=0: probe.timeout_s: must be greater")
+
+
+def test_an_unknown_cluster_at_submit_names_the_files_clusters_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hpctriton.cli import cli
+
+    path = write(tmp_path, MINIMAL + "clusters:\n  here: {backend: local}\n")
+    result = CliRunner().invoke(cli, ["submit", "-c", str(path), "--cluster", "there",
+                                      "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"hpctriton: error: {path}:6: clusters: unknown cluster "
+                                    "'there'; clusters in the config: here")
+    assert not (tmp_path / "runs").exists()

@@ -1,7 +1,7 @@
 """DiCOS end to end through the real OpenSSH server, against the DiCOS emulator.
 
 DiCOS is not public: ``tests/stand-ins/dicos`` implements its documented command-line
-contract (README, "DiCOS"); these tests drive it exactly as a user's UI node would be
+contract (docs/schedulers.md, "DiCOS"); these tests drive it exactly as a user's UI node would be
 driven: hpctriton stages the bundle over SFTP, runs its ``submit.sh`` line, polls
 ``dicos job status``, fetches outputs with ``dicos job getoutput`` and collects them
 through one tar stream.
@@ -44,7 +44,7 @@ def dicos_config(tmp_path, triton, sshd, state, **kw):  # type: ignore[no-untype
 
 
 def run_to_end(run: Run, timeout_s: float = 120) -> None:
-    status = run.wait(timeout_s=timeout_s, **FAST)
+    status = run.wait(timeout_s=timeout_s, collect=False, **FAST)  # collect is under test
     assert status.done, status.counts()
 
 
@@ -63,6 +63,9 @@ def test_submit_wait_getoutput_collect_every_check_passes(tmp_path, sshd, triton
         assert results.ok, [(c.check, c.status, c.message) for c in results.checks if not c.ok]
         assert {c.check for c in results.checks} >= {"health", "metadata", "infer"}
         assert run.collect().already == [0]  # twice changes nothing
+        # getoutput's results were moved into place, not linked (collect follows no link)
+        remote_task = Path(run.record.remote_dir) / "results" / "0"
+        assert remote_task.is_dir() and not remote_task.is_symlink()
 
 
 def test_three_copies_with_j3(tmp_path, sshd, triton, dicos_state) -> None:

@@ -172,7 +172,9 @@ def test_hostile_interpreter_path_env_and_values_arrive_intact(tmp_path: Path) -
 
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.text(alphabet=st.characters(blacklist_characters="\x00",
+# NUL, CR and lone surrogates are refused when the config is read (a CR: sbatch refuses
+# "DOS line breaks"): tests/test_config.py
+@given(value=st.text(alphabet=st.characters(blacklist_characters="\x00\r",
                                             blacklist_categories=["Cs"]), max_size=30))
 def test_any_env_value_arrives_intact(tmp_path: Path, value: str) -> None:
     sub = tmp_path / hashlib.sha256(value.encode()).hexdigest()[:12]

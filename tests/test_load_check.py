@@ -129,15 +129,19 @@ def test_open_loop_above_capacity_shows_the_queue_closed_loop_hides(
     assert opened["counts_match"] and closed["counts_match"]
 
 
-def test_grpc_without_asyncio_is_a_skip_with_the_reason(triton: TritonServer, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpc_load_needs_no_grpc_aio(triton: TritonServer, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gRPC load runs on the probe's own HTTP/2 client: an old grpcio without its
+    asyncio API (or none at all) does not stop it."""
     import grpc
 
     monkeypatch.delattr(grpc, "aio")
     monkeypatch.setitem(sys.modules, "grpc.aio", None)  # the import fails, as on old grpcio
-    results = load_run(triton, tmp_path, ["simple"], {**FAST, "protocol": "grpc"})
-    (entry,) = [e for e in results["checks"] if e["check"] == "load"]
-    assert entry["status"] == "skip" and "grpc.aio" in entry["message"]
+    results = load_run(triton, tmp_path, ["simple"], {**FAST, "protocol": "grpc",
+                                                      "concurrency": [2]})
+    got = points(results, "simple")
+    assert got and all(e["status"] == "pass" for e in got), [e["message"] for e in got]
+    assert got[0]["details"]["counts_match"] is True
 
 
 def test_three_tasks_through_the_probe_cli_merge_to_the_servers_count(
@@ -154,7 +158,7 @@ def test_three_tasks_through_the_probe_cli_merge_to_the_servers_count(
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"schema_version": 1, "run_id": "three", "tasks": [task]}))
     before = server_success(triton, "simple")
-    start = time.time() + 2.5
+    start = time.time() + 6.0  # start-up takes ~1 s of CPU; a loaded machine stretches it
     repo = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": repo}
     procs = [subprocess.Popen([sys.executable, "-m", "hpctriton_probe.cli", "--spec", str(spec),
@@ -164,7 +168,7 @@ def test_three_tasks_through_the_probe_cli_merge_to_the_servers_count(
              for r in range(3)]
     codes = [p.wait(60) for p in procs]
     after = server_success(triton, "simple")
-    assert codes == [0, 0, 0]
+    assert codes == [0, 0, 0], (tmp_path / "results" / "0" / "results.json").read_text()[-3000:]
     task_dir = tmp_path / "results" / "0"
     results = json.loads((task_dir / "results.json").read_text())
     assert [c["check"] for c in results["checks"]][:2] == ["load", "load"]  # load first

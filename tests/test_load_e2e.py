@@ -21,12 +21,13 @@ def test_load_from_three_slurm_tasks_is_merged_by_collect(tmp_path, sshd, slurm,
     load = {"protocol": "http", "concurrency": [1, 2], "warmup_s": 0.2, "window_s": 0.3,
             "stability": {"windows": 2, "percent": 50, "max_trials": 3}, "tasks": 3}
     config = make_config(tmp_path, triton, sshd, checks=["health", {"load": load}],
-                         cluster={"env": {"HPCTRITON_LOAD_LEAD_S": "3"}})
+                         cluster={"env": {"HPCTRITON_LOAD_LEAD_S": "6"}})
     before = server_success(triton, "simple")
     run = submit(config, "test")
     assert isinstance(run, Run)
     with run:
-        status = run.wait(timeout_s=180, hint_interval_s=2.0, hint_interval_max_s=4.0)
+        status = run.wait(timeout_s=180, hint_interval_s=2.0, hint_interval_max_s=4.0,
+                          collect=False)
         assert status.done, status.counts()
         report = run.collect()
         after = server_success(triton, "simple")

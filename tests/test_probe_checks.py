@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from fixtures_triton import probe_task
+from fixtures_triton import probe_task, tcp_listener
 
 from hpctriton.testing import TritonServer, free_port
 from hpctriton_probe.runner import run_task
@@ -45,8 +47,11 @@ def test_default_suite_passes_for_every_healthy_model(triton: TritonServer,
             assert {(check, protocol, m) for m in HEALTHY} <= keys
     assert ("keepalive", "grpc", None) in keys
     assert {("metrics", "http", m) for m in HEALTHY} <= keys
-    # statistics come last, after the other checks they measure
-    assert results["checks"][-1]["check"] == "statistics"
+    # statistics and metrics come last, after the other checks they measure
+    last = 2 * len(HEALTHY) + 1 + len(HEALTHY)
+    assert [e["check"] for e in results["checks"]][-last:] == \
+        ["statistics"] * 2 * len(HEALTHY) + ["metrics"] * (1 + len(HEALTHY))
+    assert "during_run" in results["checks"][-1]["details"]
     with open(os.path.join(str(tmp_path), "results.json")) as fh:
         assert json.load(fh)["checks"] == json.loads(json.dumps(results["checks"]))
     assert results["summary"]["ok"] and results["run"]["ended_at"]
@@ -98,13 +103,114 @@ def test_silent_port_fails_at_the_timeout_and_never_hangs(silent_port: int) -> N
     assert _statuses(results) == {"fail"}
     by = _by_key(results)
     for protocol in ("http", "grpc"):
+        endpoint = f"{protocol}://127.0.0.1:{silent_port}"
         first = by[("health", protocol, None)]
         assert first["details"]["failure"] == "timeout"
-        assert 0.9 <= first["duration_s"] < 3, first
-        assert "within 1 s" in first["message"]
+        assert first["message"] == (f"no answer from {endpoint} within 1 s (first contact, "
+                                    "before the checks)")
         later = by[("health", protocol, "echo_bytes")]
-        assert later["message"].startswith("not tried:") and later["duration_s"] < 0.5
-    assert elapsed < 6, elapsed
+        assert later["message"].startswith(f"not tried: {endpoint} not answering since the "
+                                           "health check")
+        assert later["duration_s"] < 0.5
+    assert sorted(results["run"]["first_contact"]["silent"]) == [
+        f"grpc://127.0.0.1:{silent_port}", f"http://127.0.0.1:{silent_port}"]
+    assert elapsed < 1 + 5, elapsed
+
+
+def test_the_default_suite_against_a_silent_server_ends_within_the_timeout_plus_5_s(
+        silent_port: int) -> None:
+    """Issue 12: 71 s with a 10 s timeout, of which 20 s in no check (the statistics'
+    snapshot before the checks). Now every endpoint is asked at once, and every check
+    after the first fails at once, saying since when."""
+    task = probe_task(http_port=silent_port, grpc_port=silent_port, metrics_port=silent_port,
+                      probe={"timeout_s": 3.0})
+    started = time.monotonic()
+    results = run_task(task)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3 + 5, elapsed
+    assert _statuses(results) == {"fail"}
+    assert {e["check"] for e in results["checks"]} == {
+        "health", "metadata", "keepalive", "infer", "statistics", "metrics"}
+    assert all(e["details"]["failure"] == "timeout" for e in results["checks"])
+    firsts = [e for e in results["checks"] if e["message"].startswith("no answer from")]
+    assert sorted(e["message"].split()[3] for e in firsts) == sorted(
+        f"{kind}://127.0.0.1:{silent_port}" for kind in ("http", "grpc", "metrics"))
+    for e in results["checks"]:
+        if e not in firsts:
+            assert "not answering since the health check" in e["message"], e
+
+
+@pytest.fixture()
+def answers_once() -> Iterator[int]:
+    """An HTTP port that answers its first connection (a health check from a load
+    balancer, say) and then accepts and never answers: a server that hangs."""
+
+    def first_only(conn: socket.socket, n: int) -> None:
+        if n == 0:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    with tcp_listener(first_only) as port:
+        yield port
+
+
+def test_after_a_call_times_out_later_calls_in_every_check_fail_at_once(
+        answers_once: int) -> None:
+    task = probe_task(http_port=answers_once, models=["simple"],
+                      checks=[("health", {"protocols": ["http"]}),
+                              ("metadata", {"protocols": ["http"]}),
+                              ("statistics", {"protocols": ["http"]})],
+                      probe={"timeout_s": 1.0})
+    started = time.monotonic()
+    results = run_task(task)
+    elapsed = time.monotonic() - started
+    endpoint = f"http://127.0.0.1:{answers_once}"
+    assert results["run"]["first_contact"]["silent"] == []  # it answered then
+    by = _by_key(results)
+    # the statistics' snapshot before the checks is the first call that waits
+    snapshot_wait = by[("statistics", "http", "simple")]
+    assert snapshot_wait["message"] == (f"not tried: {endpoint} not answering since the "
+                                        "statistics check (no answer to statistics within 1 s)")
+    for key in (("health", "http", None), ("health", "http", "simple"),
+                ("metadata", "http", None), ("metadata", "http", "simple")):
+        assert by[key]["status"] == "fail" and by[key]["duration_s"] < 0.5, by[key]
+        assert "not answering since the statistics check" in by[key]["message"]
+    assert elapsed < 1 + 3, elapsed
+
+
+def test_metrics_without_any_nv_family_fail(triton: TritonServer) -> None:
+    """Issue 18: a path that answers 200 with an empty body passed ("0 metric families
+    scraped"). A page without Triton's nv_* families is not Triton's metrics."""
+    import http.server
+
+    class Empty(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            body = b"" if self.path == "/empty" else b"# TYPE other_total counter\nother_total 1\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Empty)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for path, families in (("/empty", 0), ("/other", 1)):
+            task = probe_task(triton, checks=[("metrics", {"path": path})],
+                              metrics_port=server.server_address[1])
+            by = _by_key(run_task(task))
+            entry = by[("metrics", "http", None)]
+            assert entry["status"] == "fail", entry
+            assert entry["message"].startswith(f"no nv_* metric family among the {families} "
+                                               "scraped")
+            assert by[("metrics", "http", "simple")]["status"] == "fail"
+        real = _by_key(run_task(probe_task(triton, checks=["metrics"])))
+        assert real[("metrics", "http", None)]["status"] == "pass"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_unknown_model_fails_with_tritons_own_message(triton: TritonServer) -> None:
@@ -304,8 +410,88 @@ def test_metrics_show_the_batching_ratio_of_dynamic_batching(triton: TritonServe
     assert entry["details"]["batching_ratio"] == round(
         values["nv_inference_count"] / values["nv_inference_exec_count"], 4)
     assert entry["details"]["batching_ratio"] > 1, values
-    assert "batching ratio" in entry["message"]
+    # the 32 came before the run: the totals' ratio, as context after the run's own
+    assert entry["message"].endswith(f"ratio {entry['details']['batching_ratio']:.2f}")
     assert by[("metrics", "http", None)]["details"]["families"] > 5
+
+
+def _infer_simple(triton: TritonServer, n: int) -> None:
+    """``n`` inferences of ``simple`` from outside the probe (another client)."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(triton.http_url)
+    ones = np.ones((1, 16), dtype=np.int32)
+    try:
+        for _ in range(n):
+            inputs = [httpclient.InferInput(name, [1, 16], "INT32") for name in
+                      ("INPUT0", "INPUT1")]
+            for i in inputs:
+                i.set_data_from_numpy(ones)
+            client.infer("simple", inputs)
+    finally:
+        client.close()
+
+
+def test_metrics_report_the_runs_own_difference_with_the_totals_as_context(
+        triton: TritonServer) -> None:
+    """Issue 16.8: the metrics check reported counters since the server started ("34408
+    ok … batching ratio 2.41") beside statistics' "+2 ok during the run"."""
+    _infer_simple(triton, 5)  # traffic before the run: in the totals, not the difference
+    results = run_task(probe_task(triton, checks=["metrics", "infer", "statistics"]))
+    checks = [e["check"] for e in results["checks"]]
+    assert checks.index("metrics") > max(i for i, c in enumerate(checks) if c == "infer")
+    by = _by_key(results)
+    infers = [e for e in results["checks"] if e["check"] == "infer"]
+    assert [e["status"] for e in infers] == ["pass", "pass"]  # one inference per protocol
+    entry = by[("metrics", "http", "simple")]
+    assert entry["status"] == "pass", entry
+    during = entry["details"]["during_run"]["values"]
+    assert during["nv_inference_request_success"] == len(infers) == 2
+    assert during["nv_inference_request_failure"] == 0
+    assert during["nv_inference_count"] == 2
+    # the statistics check's difference over the same run says the same
+    stats = [by[("statistics", p, "simple")]["details"]["delta"] for p in ("http", "grpc")]
+    assert {d["success"] for d in stats} == {2}
+    totals = entry["details"]["values"]
+    assert totals["nv_inference_request_success"] >= 2 + 5
+    assert "nv_inference_pending_request_count" not in during  # a gauge, not a counter
+    assert entry["details"]["during_run"]["batching_ratio"] == round(
+        during["nv_inference_count"] / during["nv_inference_exec_count"], 4)
+    assert entry["message"] == (
+        "+2 ok, +0 failed during the run, batching ratio {:.2f}; since start {} ok, 0 "
+        "failed, ratio {:.2f}".format(during["nv_inference_count"]
+                                      / during["nv_inference_exec_count"],
+                                      totals["nv_inference_request_success"],
+                                      entry["details"]["batching_ratio"]))
+
+
+def test_metrics_of_a_run_that_infers_nothing_show_no_difference(
+        triton: TritonServer) -> None:
+    _infer_simple(triton, 3)
+    entry = _by_key(run_task(probe_task(triton, checks=["metrics"])))[
+        ("metrics", "http", "simple")]
+    during = entry["details"]["during_run"]
+    assert during["values"]["nv_inference_request_success"] == 0
+    assert during["batching_ratio"] is None
+    assert entry["details"]["values"]["nv_inference_request_success"] >= 3
+    assert entry["message"].startswith("+0 ok, +0 failed during the run; since start ")
+
+
+def test_counters_that_went_down_give_no_difference() -> None:
+    """A server restarted between the two scrapes: no difference, the reason instead."""
+    from hpctriton_probe.checks.metrics import _model_entry
+    from hpctriton_probe.net.answers import counters_delta
+
+    assert counters_delta({"a": 5, "b": 1.5}, {"a": 7, "b": 2.0}) == {"a": 2, "b": 0.5}
+    assert counters_delta({"a": 5}, {"a": 2}) is None
+    values = {"nv_inference_request_success": 2, "nv_inference_count": 2,
+              "nv_inference_exec_count": 2}
+    message, details = _model_entry(values, values, {"nv_inference_request_success": 9})
+    assert "during_run" not in details and "restarted" in details["before_error"]
+    assert message.startswith("2 ok, 0 failed, 2 inferences in 2 executions")
+    message, details = _model_entry(values, values, "metrics scrape timed out")
+    assert details["before_error"] == "metrics scrape timed out"
+    assert message.endswith("since the server started (no scrape before the run)")
 
 
 def test_metrics_without_a_port_are_skipped_with_the_reason(triton: TritonServer) -> None:
@@ -338,3 +524,22 @@ def test_a_sequence_model_gets_a_sequence_of_its_own(triton: TritonServer) -> No
     for entry in results["checks"]:
         assert entry["status"] == "pass", entry
         assert entry["details"]["sequence_id"] > 0
+
+
+def test_hpctriton_check_against_a_silent_server_ends_within_the_timeout_plus_5_s(
+        silent_port: int) -> None:
+    """The issue's own command: 71 s with the default 10 s timeout (here 3 s)."""
+    from click.testing import CliRunner
+
+    from hpctriton.cli import cli
+
+    url = f"127.0.0.1:{silent_port}"
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["check", "--http-url", url, "--grpc-url", url,
+                                      "--metrics-url", url, "--model", "simple",
+                                      "--set", "probe.timeout_s=3"])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert elapsed < 3 + 5, elapsed
+    assert f"no answer from http://{url} within 3 s" in result.output
+    assert "not answering since the health check" in result.output

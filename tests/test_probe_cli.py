@@ -160,3 +160,52 @@ def test_zipapp_caches_compiled_code_beside_itself(triton: TritonServer, probe_p
     tag = sys.implementation.cache_tag
     assert os.path.isfile(os.path.join(cached, "__pycache__", f"runner.{tag}.pyc"))
     assert os.path.isfile(os.path.join(cached, "checks", "__pycache__", f"infer.{tag}.pyc"))
+
+
+def _spec_with_header(folder: str, server: TritonServer, value: str) -> str:
+    path = _write_spec(folder, server, ["simple"],
+                       ["health", "metadata", "infer", "metrics"])
+    with open(path) as fh:
+        spec = json.load(fh)
+    spec["tasks"][0]["server"]["headers"] = {"Authorization": value}
+    with open(path, "w") as fh:
+        json.dump(spec, fh)
+    return path
+
+
+def _everything_written(folder: str, done: subprocess.CompletedProcess) -> str:
+    texts = [done.stdout, done.stderr]
+    for name in glob.glob(os.path.join(folder, "**", "*"), recursive=True):
+        if os.path.isfile(name) and not name.endswith(".pyz"):
+            with open(name, errors="replace") as fh:
+                texts.append(fh.read())
+    return "\n".join(texts)
+
+
+def test_a_token_with_a_trailing_newline_is_sent_trimmed_and_never_written(
+        triton: TritonServer, probe_pyz: str, tmp_path: object) -> None:
+    """Issue 18: "invalid value for header field 'Authorization': 'Bearer SECRET123\\n'"
+    went into the message, results.json and junit.xml."""
+    folder = str(tmp_path)
+    spec = _spec_with_header(folder, triton, "Bearer ${HPCT_TEST_TOKEN}")
+    done = subprocess.run([sys.executable, probe_pyz, "--spec", spec, "--out", "results"],
+                          cwd=folder, capture_output=True, text=True, timeout=120,
+                          env={**_env(), "HPCT_TEST_TOKEN": "SECRET123\n"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = _everything_written(folder, done)
+    assert "SECRET123" not in written
+    with open(os.path.join(folder, "results", "0", "probe.log")) as fh:
+        assert "server.headers.Authorization: white space" in fh.read()
+
+
+def test_a_header_value_with_a_line_inside_is_refused_by_name_only(
+        triton: TritonServer, probe_pyz: str, tmp_path: object) -> None:
+    folder = str(tmp_path)
+    spec = _spec_with_header(folder, triton, "Bearer ${HPCT_TEST_TOKEN}")
+    done = subprocess.run([sys.executable, probe_pyz, "--spec", spec, "--out", "results"],
+                          cwd=folder, capture_output=True, text=True, timeout=120,
+                          env={**_env(), "HPCT_TEST_TOKEN": "SECRET\n123"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "server.headers.Authorization: its value holds a control character" in done.stderr
+    written = _everything_written(folder, done)
+    assert "SECRET" not in written and "Traceback" not in done.stderr

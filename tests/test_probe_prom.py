@@ -131,3 +131,10 @@ def test_agrees_with_prometheus_client_on_generated_text(families: list) -> None
             lines.append(f"{name}{{{body}}} {value!r}" if body else f"{name} {value!r}")
     text = "\n".join(lines) + "\n"
     assert _same(_normalize_ours(prom.parse(text)), _normalize_theirs(text))
+
+
+def test_a_label_value_with_a_unicode_line_separator_stays_on_its_line() -> None:
+    """Only "\\n" ends a line of the exposition format (str.splitlines also split at
+    U+2028, inside a quoted label value)."""
+    (family,) = prom.parse('# TYPE m counter\nm{a="x\u2028y"} 2\n')
+    assert family.samples[0].labels == {"a": "x\u2028y"} and family.samples[0].value == 2

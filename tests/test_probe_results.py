@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -289,7 +290,7 @@ def test_importing_the_probe_imports_nothing_but_the_standard_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("version", ["2.7", "3.6", "3.7"])
+@pytest.mark.parametrize("version", ["2.7", "3.6"])
 def test_zip_main_tells_an_old_python_to_pick_another_interpreter(version: str) -> None:
     candidates = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python")))
     candidates.append(shutil.which(f"python{version}") or "")
@@ -300,5 +301,73 @@ def test_zip_main_tells_an_old_python_to_pick_another_interpreter(version: str) 
     done = subprocess.run([python, os.path.join(PROBE_DIR, "_zipmain.py")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.startswith(f"hpctriton probe needs Python 3.8 or newer; this is {version}")
+    assert done.stderr.startswith(f"hpctriton probe needs Python 3.7 or newer; this is {version}")
     assert done.stderr.count("\n") == 1
+
+
+def test_header_values_are_hidden_in_entries_details_and_log_records() -> None:
+    """The second line of defence behind expand_headers: whatever a client library puts
+    in an exception (the value, its repr, the token alone) never reaches what is written."""
+    import logging
+
+    from hpctriton_probe import redact
+
+    redact.hide(["Bearer SECRET123\n"])
+    try:
+        text = ("invalid value for header field 'Authorization': 'Bearer SECRET123\\n'; "
+                "b'Bearer SECRET123\\n'; token SECRET123")
+        assert "SECRET123" not in redact.redact(text)
+        assert redact.redact_data({"details": ["Bearer SECRET123"], "n": 1}) == {
+            "details": [redact.HIDDEN], "n": 1}
+        record = logging.LogRecord("hpctriton_probe", logging.ERROR, __file__, 1,
+                                   "failed: %s", ("Bearer SECRET123",), None)
+        try:
+            raise ValueError("header 'Bearer SECRET123'")
+        except ValueError:
+            import sys
+
+            record.exc_info = sys.exc_info()
+        assert redact.RedactingFilter().filter(record)
+        formatted = logging.Formatter().format(record)
+        assert "SECRET123" not in formatted and "ValueError" in formatted
+    finally:
+        redact.forget()
+
+
+def test_first_contact_finds_only_endpoints_that_answer_nothing(
+        silent_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked all at once: the silent one within its timeout; refused is not silent (the
+    checks retry it); endpoints a proxy from the environment would carry are not asked."""
+    import threading
+
+    from hpctriton.testing import free_port
+    from hpctriton_probe.net.contact import Target, first_contact
+
+    answering = socket.socket()
+    answering.bind(("127.0.0.1", 0))
+    answering.listen(4)
+    port = answering.getsockname()[1]
+
+    def answer() -> None:
+        conn = answering.accept()[0]
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    targets = [Target("http://silent", "http", "127.0.0.1", silent_port, 1.0),
+               Target("grpc://silent", "grpc", "127.0.0.1", silent_port, 1.5),
+               Target("http://refused", "http", "127.0.0.1", free_port(), 1.0),
+               Target("http://answers", "http", "127.0.0.1", port, 1.0)]
+    started = time.monotonic()
+    found = first_contact(targets)
+    assert time.monotonic() - started < 2.5  # at once, not one after another
+    assert {e: o.silent for e, o in found.items()} == {
+        "http://silent": True, "grpc://silent": True, "http://refused": False,
+        "http://answers": False}
+    assert found["http://refused"].detail == "refused"
+    answering.close()
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert set(first_contact(targets[:2])) == {"http://silent"}  # gRPC would use the proxy

@@ -36,12 +36,13 @@ def test_every_check_name_has_a_module_that_declares_it() -> None:
 def test_checks_run_in_the_spec_order_except_what_their_phases_say() -> None:
     specs = [CheckSpec("statistics"), CheckSpec("health"), CheckSpec("load"),
              CheckSpec("metrics"), CheckSpec("load", LoadOptions(tasks=3))]
-    # statistics measures the others: last; a load from several tasks: first
+    # statistics and metrics measure the others: last (in the spec's order); a load from
+    # several tasks: first
     assert _names(runner.run_order(specs, launched=3)) == [
-        ("load", 3), ("health", None), ("load", 1), ("metrics", None), ("statistics", None)]
+        ("load", 3), ("health", None), ("load", 1), ("statistics", None), ("metrics", None)]
     # a job that started one probe has no shared schedule to keep
     assert _names(runner.run_order(specs, launched=1)) == [
-        ("health", None), ("load", 1), ("metrics", None), ("load", 3), ("statistics", None)]
+        ("health", None), ("load", 1), ("load", 3), ("statistics", None), ("metrics", None)]
 
 
 def test_other_ranks_take_part_only_in_checks_that_take_them() -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,8 @@ from hpctriton.config import config_from_data, load_config
 from hpctriton.errors import ConfigError, RenderError
 from hpctriton.render.bundle import render_bundle
 from hpctriton.schedulers.dicos.scheduler import dicos_name
+from hpctriton_probe import spec as spec_module
+from hpctriton_probe.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -31,7 +36,7 @@ def normalized(text: str) -> str:
 def test_examples_render_to_their_golden_bundles(example: str, tmp_path: Path) -> None:
     bundle = render_bundle(load_config(EXAMPLES / f"{example}.yaml"), tmp_path / "b",
                            run_id=RUN_ID)
-    names = ["job.sh", "spec.json", "submit.sh"]
+    names = ["job.sh", "spec.json", "submit.sh", "points.jsonl"]
     for name in names:
         path = bundle.path / name
         golden = GOLDEN / example / name
@@ -51,11 +56,58 @@ def test_bundle_layout_and_spec(tmp_path: Path) -> None:
                            run_id=RUN_ID)
     assert sorted(p.name for p in bundle.path.iterdir()) == [
         "job.sh", "probe.pyz", "results", "spec.json"]
-    assert os.access(bundle.path / "job.sh", os.X_OK)
     spec = json.loads((bundle.path / "spec.json").read_text())
-    assert spec["schema_version"] == 1 and spec["run_id"] == RUN_ID
-    assert [c["name"] for c in spec["tasks"][0]["checks"]] == [
+    assert spec["schema_version"] == 2 and spec["run_id"] == RUN_ID
+    assert spec["n_tasks"] == 1 and spec["points"] is None
+    assert [c["name"] for c in spec["task"]["checks"]] == [
         "health", "metadata", "keepalive", "infer", "statistics"]
+
+
+def test_every_file_of_a_bundle_is_0600_and_every_folder_0700_a_tls_key_included(
+        tmp_path: Path) -> None:
+    """spec.json (headers), job.sh (env), files/ (a TLS key): nobody else reads them."""
+    for name in ("ca.crt", "client.crt", "client.key"):
+        (tmp_path / name).write_text(f"-----BEGIN {name}-----\n")
+        (tmp_path / name).chmod(0o644)
+    cfg = config_from_data({
+        "server": {"host": "h", "grpc_port": 1, "headers": {"x-key": "${KEY}"},
+                   "tls": {"ca": "ca.crt", "cert": "client.crt", "key": "client.key"}},
+        "models": ["m"], "container": {"runtime": "none"},
+        "clusters": {"c": {"backend": "slurm", "host": "login", "python": "/usr/bin/python3",
+                           "env": {"TOKEN": "secret"}}},
+        "sweep": {"probe.timeout_s": [1, 2]},
+    }, base_dir=tmp_path)
+    bundle = render_bundle(cfg, tmp_path / "b", run_id=RUN_ID)
+    files = [p for p in bundle.path.rglob("*") if p.is_file()]
+    folders = [bundle.path] + [p for p in bundle.path.rglob("*") if p.is_dir()]
+    assert {p.relative_to(bundle.path).as_posix() for p in files} >= {
+        "job.sh", "spec.json", "points.jsonl", "probe.pyz"}
+    keys = [p for p in files if p.name.endswith("-client.key")]
+    assert len(keys) == 1 and keys[0].parent.name == "files"
+    assert {p.relative_to(bundle.path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+            for p in files} == {p.relative_to(bundle.path).as_posix(): 0o600 for p in files}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folders} == {0o700}
+    assert {p.name for p in folders} >= {"b", "files", "results"}
+
+
+@pytest.mark.parametrize(("headers", "warned"), [
+    ({"Authorization": "Bearer abc123SECRET"}, ["Authorization"]),
+    ({"x-api-key": "sk-live-42"}, ["x-api-key"]),
+    ({"X-Trace": "eyJhbGciOiJIUzI1NiJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo"},
+     ["X-Trace"]),
+    ({"Authorization": "Bearer ${TRITON_TOKEN}", "x-key": "${KEY}", "x-mode": "fast"}, []),
+])
+def test_a_literal_token_in_a_header_is_warned_about_naming_var(
+        headers: dict, warned: list, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config_from_data({"server": {"host": "h", "http_port": 1, "headers": headers},
+                            "models": ["m"], "container": {"runtime": "none"}})
+    with caplog.at_level(logging.WARNING, logger="hpctriton.render"):
+        render_bundle(cfg, tmp_path / "b", backend="local", run_id=RUN_ID)
+    messages = [r.getMessage() for r in caplog.records if r.name == "hpctriton.render"]
+    assert [m.split(" ")[0] for m in messages] == [f"server.headers.{h}" for h in warned]
+    for message in messages:
+        assert "${VAR}" in message and "Bearer ${TRITON_TOKEN}" in message
+        assert not any(v in message for v in headers.values())
 
 
 def test_probe_zipapp_holds_only_the_probe_package(tmp_path: Path) -> None:
@@ -80,9 +132,49 @@ def test_sweep_renders_one_array(tmp_path: Path) -> None:
     script = (bundle.path / "job.sh").read_text()
     assert "#SBATCH --array=0-2\n" in script
     assert "#SBATCH --output=results/slurm-%A_%a.out\n" in script
-    spec = json.loads((bundle.path / "spec.json").read_text())
-    assert [t["server"]["host"] for t in spec["tasks"]] == ["gpu01", "gpu02", "gpu03"]
-    assert spec["tasks"][2]["point"] == {"server.host": "gpu03"}
+    spec = load_spec(str(bundle.path / "spec.json"))
+    assert [t.server.host for t in spec.tasks] == ["gpu01", "gpu02", "gpu03"]
+    assert spec.tasks[2].point == {"server.host": "gpu03"}
+    assert load_spec(str(bundle.path / "spec.json"), task=1).tasks[0].server.host == "gpu02"
+
+
+def test_a_sweep_of_10000_points_keeps_what_is_common_once_and_a_task_reads_its_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 10_000
+    cfg = config_from_data({
+        "server": {"host": "127.0.0.1", "http_port": 1}, "models": ["simple"],
+        "checks": ["health"], "probe": {"retries": 0}, "container": {"runtime": "none"},
+        "sweep": {"probe.timeout_s": [1 + i / 1000 for i in range(n)]},
+    }, base_dir=tmp_path)
+    bundle = render_bundle(cfg, tmp_path / "b", backend="local", run_id=RUN_ID)
+    spec_path = bundle.path / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    assert spec["n_tasks"] == n and spec_path.stat().st_size < 4096
+    width = spec["points"]["line_bytes"]
+    assert (bundle.path / "points.jsonl").stat().st_size == n * width and width < 200
+    read: list[int] = []
+    real_open = open
+
+    def counting_open(*args: Any, **kwargs: Any) -> Any:
+        fh = real_open(*args, **kwargs)
+        real_read = fh.read
+        fh.read = lambda *a: read.append(len(out := real_read(*a))) or out  # type: ignore
+        return fh
+
+    monkeypatch.setattr(spec_module, "open", counting_open, raising=False)
+    task = load_spec(str(spec_path), task=n - 1).task(n - 1)
+    monkeypatch.undo()
+    assert sum(read) < 4096 + width, read  # spec.json and one line: not the sweep
+    assert task.probe.timeout_s == 1 + (n - 1) / 1000 and task.server.http_port == 1
+    assert task.point == {"probe.timeout_s": 1 + (n - 1) / 1000}
+    # and the probe itself, as the job runs it (nothing listens on port 1: it fails fast)
+    done = subprocess.run([sys.executable, str(bundle.path / "probe.pyz"), "--spec",
+                           "spec.json", "--out", "results", "--task", str(n - 1)],
+                          cwd=bundle.path, capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert done.returncode == 1, done.stderr
+    results = json.loads((bundle.path / "results" / str(n - 1) / "results.json").read_text())
+    assert results["run"]["point"] == {"probe.timeout_s": 1 + (n - 1) / 1000}
 
 
 def test_dicos_sweep_uses_an_argument_list(tmp_path: Path) -> None:
@@ -117,7 +209,7 @@ def test_files_named_by_checks_are_copied_into_the_bundle(tmp_path: Path) -> Non
     }, base_dir=tmp_path)
     bundle = render_bundle(cfg, tmp_path / "b", backend="local", run_id=RUN_ID)
     spec = json.loads((bundle.path / "spec.json").read_text())
-    options = spec["tasks"][0]["checks"][0]["options"]
+    options = spec["task"]["checks"][0]["options"]
     assert options["input_data"].startswith("files/")
     assert (bundle.path / options["input_data"]).read_text() == '{"data": []}'
     assert options["expected_outputs"] == {"m": "/cluster/only/expected.json"}

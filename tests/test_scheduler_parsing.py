@@ -114,7 +114,8 @@ def test_dicos_error_lines_are_failures_with_the_line_quoted() -> None:
     [
         ({"phase": "finished", "exit_code": 0}, None, JobState.SUCCEEDED, "all checks passed"),
         ({"phase": "finished", "exit_code": 1}, None, JobState.FAILED, "checks failed"),
-        ({"phase": "finished", "exit_code": 139}, None, JobState.FAILED, "crashed (exit code 139)"),
+        ({"phase": "finished", "exit_code": 139}, None, JobState.FAILED,
+         "crashed (exit code 139: killed by signal 11, SIGSEGV)"),
         ({"phase": "finished", "exit_code": 143, "interrupted": True},
          SchedulerInfo(JobState.TIMEOUT, raw="TIMEOUT"), JobState.TIMEOUT, ""),
         ({"phase": "running"}, SchedulerInfo(JobState.FAILED, raw="NODE_FAIL"), JobState.FAILED,

@@ -1,4 +1,4 @@
-"""Locust peer for ``bench_locust.py``: a ``FastHttpUser`` posting v2 infer requests to
+"""Locust peer for ``bench_load.py``: a ``FastHttpUser`` posting v2 infer requests to
 Triton's ``simple`` model, as seeds 002/003 do (JSON body, ``curl -X POST .../infer``).
 
 Run by the benchmark from a venv of its own (Locust's geventhttpclient pin conflicts

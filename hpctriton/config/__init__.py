@@ -2,6 +2,7 @@
 :mod:`.messages`), the JSON Schema (:mod:`.schema`), ``--set`` overrides and sweeps
 (:mod:`.overrides`), YAML with line numbers (:mod:`.yamlsrc`)."""
 
+from hpctriton.config.headers import literal_secret_headers
 from hpctriton.config.loading import DEFAULT_CONFIG, config_from_data, load_config
 from hpctriton.config.models import (
     SWEEPABLE,
@@ -22,6 +23,7 @@ __all__ = [
     "ContainerConfig",
     "config_from_data",
     "json_schema",
+    "literal_secret_headers",
     "load_config",
     "load_tasks",
 ]

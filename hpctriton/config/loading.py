@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from hpctriton.config import messages, yamlsrc
 from hpctriton.config import overrides as ov
+from hpctriton.config.headers import HIDDEN, holds_header_value
 from hpctriton.config.models import Config
 from hpctriton.errors import ConfigError
 
@@ -29,7 +30,8 @@ DEFAULT_CONFIG = "hpctriton.yaml"
 
 
 def validate(data: Any, src: yamlsrc.Sourced | None, base_dir: Path) -> Config:
-    """Validate raw config data (and each of its sweep points)."""
+    """Validate raw config data (and each of its sweep points); errors name where
+    each value was written (``src``: the file's lines and the ``--set`` arguments)."""
     source = src.source if src else None
     if data is None:
         raise ConfigError("the config is empty", source=source)
@@ -39,8 +41,30 @@ def validate(data: Any, src: yamlsrc.Sourced | None, base_dir: Path) -> Config:
         config = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
         raise messages.config_error(exc, Config, src) from None
-    config.points()  # every sweep point must validate too
+    config.set_source(src)
+    try:
+        config.points()  # every sweep point must validate too
+    except ConfigError as exc:
+        raise config.locate(exc, sweep=True) from None
     return config
+
+
+def with_overrides(src: yamlsrc.Sourced, overrides: Sequence[str],
+                   label: str = "--set") -> tuple[Any, yamlsrc.Sourced]:
+    """``src``'s data with the ``key=value`` overrides applied, and ``src`` knowing
+    which fields they set (an error there names ``--set key=value``, not a line)."""
+    data = src.data if isinstance(src.data, dict) else {}
+    for item in overrides:
+        key, value = ov.parse_set(item)  # its errors name --set already
+        secret = holds_header_value(ov.split_key(key), value)
+        shown = HIDDEN if secret else item.partition("=")[2]
+        origin = f"{label} {key}={shown}"
+        try:
+            data = ov.apply(data, key, value)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, source=origin) from None
+        src = src.overridden(ov.split_key(key), origin)
+    return data, src
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, overrides: Sequence[str] = ()) -> Config:
@@ -52,9 +76,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG, overrides: Sequence[str] = ()
     """
     src = yamlsrc.load(path)
     data = src.data
-    items = [ov.parse_set(item) for item in overrides]
-    if items:
-        data = ov.apply_all(data if isinstance(data, dict) else {}, items)
+    if overrides:
+        data, src = with_overrides(src, overrides)
     return validate(data, src, Path(path).resolve().parent)
 
 

@@ -15,11 +15,12 @@ from typing import Annotated, Any, Protocol, Union, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
+from hpctriton.config.headers import HIDDEN, is_header_value
 from hpctriton.config.yamlsrc import Sourced
 from hpctriton.errors import ConfigError
 
-#: Errors beyond the first that a message lists ("also …").
-MORE_ERRORS = 5
+#: Errors one message lists (one line each); more are counted.
+MAX_ERRORS = 20
 
 
 @runtime_checkable
@@ -103,8 +104,31 @@ def _location(err: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(p for p in err.get("loc", ()) if not str(p).startswith("function-"))
 
 
+def _spec_error(err: Mapping[str, Any]) -> Any:
+    """The probe's ``SpecError`` behind a ``value_error`` (None for any other error):
+    it names the field it is about (``http_port``) and may hold several problems."""
+    if err.get("type") != "value_error":
+        return None
+    error = (err.get("ctx") or {}).get("error")
+    return error if hasattr(error, "problems") else None
+
+
+def _field_parts(field: str | None) -> tuple[str, ...]:
+    return tuple(field.split(".")) if field else ()
+
+
+def _without_field(message: str, field: str | None) -> str:
+    """``"http_port must be …"`` -> ``"must be …"`` once the path names ``http_port``."""
+    if field:
+        for prefix in (f"{field}: ", f"{field} "):
+            if message.startswith(prefix):
+                return message[len(prefix):]
+    return message
+
+
 def error_path(err: Mapping[str, Any], model: Any) -> tuple[Any, ...]:
-    """The field path of one pydantic error, as the file writes it."""
+    """The field path of one pydantic error, as the file writes it: down to the field
+    a model-level check (``ServerSpec``: "http_port must be …") is about."""
     path, reached = _follow(model, _location(err))
     kind = err.get("type")
     if kind == "nested":
@@ -113,6 +137,9 @@ def error_path(err: Mapping[str, Any], model: Any) -> tuple[Any, ...]:
         union = _tagged_union(reached)
         if union is not None:
             path += (union.tag_key,)
+    spec_error = _spec_error(err)
+    if spec_error is not None:
+        path += _field_parts(spec_error.field)
     return path
 
 
@@ -123,6 +150,9 @@ def plain_message(err: Mapping[str, Any], model: Any = None) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
+    spec_error = _spec_error(err)
+    if spec_error is not None:
+        msg = _without_field(msg, spec_error.field)
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         valid = None
         if model is not None:
@@ -137,8 +167,14 @@ def plain_message(err: Mapping[str, Any], model: Any = None) -> str:
         if union is not None:
             msg = union.invalid_tag(str(err.get("ctx", {}).get("tag", "")))
     elif "input" in err and kind not in ("nested", "value_error"):
-        msg += f" (got {err['input']!r})"
+        hidden = model is not None and is_header_value(error_path(err, model))
+        msg += f" (got {HIDDEN if hidden else _printable(repr(err['input']))})"
     return msg
+
+
+def _printable(text: str) -> str:
+    # a lone surrogate in an echoed input would make printing the message itself fail
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def dotted(path: Iterable[Any]) -> str:
@@ -149,23 +185,54 @@ def dotted(path: Iterable[Any]) -> str:
     return out
 
 
+def _entries(err: Mapping[str, Any], model: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """(field path, message) of one pydantic error; a ``SpecError`` that holds several
+    problems (two bad ports of one server) gives one entry each."""
+    spec_error = _spec_error(err)
+    if spec_error is not None and spec_error.problems:
+        base, _ = _follow(model, _location(err))
+        return [((*base, *_field_parts(p.field)), _without_field(str(p), p.field))
+                for p in spec_error.problems]
+    return [(error_path(err, model), plain_message(err, model))]
+
+
+def undotted(text: str) -> tuple[Any, ...]:
+    """``checks[0].keepalive`` -> ``("checks", 0, "keepalive")`` (:func:`dotted` undone)."""
+    parts: list[Any] = []
+    for piece in text.split("."):
+        name, *indexes = piece.split("[")
+        if name:
+            parts.append(name)
+        for index in indexes:
+            index = index.rstrip("]")
+            parts.append(int(index) if index.isdigit() else index)
+    return tuple(parts)
+
+
 def config_error(exc: ValidationError, model: Any, src: Sourced | None = None, *,
                  sweep_point: Mapping[str, Any] | None = None) -> ConfigError:
-    """One :class:`ConfigError` for a failed validation: the first error with its
-    field and line, and the next few as "also" lines."""
-    errors = exc.errors()
-    path = error_path(errors[0], model)
-    message = plain_message(errors[0], model)
+    """One :class:`ConfigError` for a failed validation, holding every error (up to
+    :data:`MAX_ERRORS`) in the file's order, each with its full field path and where it
+    was written: the file's line, or the ``--set`` argument that gave the value."""
+    entries: list[tuple[tuple[Any, ...], str]] = []
+    for err in exc.errors():
+        for entry in _entries(err, model):
+            if entry not in entries:
+                entries.append(entry)
+    suffix = ""
     if sweep_point:
-        message += " (in sweep point " + ", ".join(
-            f"{k}={v!r}" for k, v in sweep_point.items()) + ")"
-    for other in errors[1:1 + MORE_ERRORS]:
-        other_path = error_path(other, model)
-        other_line = src.line_of(other_path) if src else None
-        at = f" (line {other_line})" if other_line else ""
-        message += f"\n  also {dotted(other_path)}{at}: {plain_message(other, model)}"
-    if len(errors) > 1 + MORE_ERRORS:
-        message += f"\n  … and {len(errors) - 1 - MORE_ERRORS} more"
-    line = src.line_of(path) if src else None
-    return ConfigError(message, source=src.source if src else None,
-                       field=dotted(path) or None, line=line)
+        suffix = " (in sweep point " + ", ".join(
+            f"{k}={HIDDEN if is_header_value([k]) else _printable(repr(v))}"
+            for k, v in sweep_point.items()) + ")"
+    found: list[ConfigError] = []
+    for path, message in entries:
+        source, line = src.where(path) if src else (None, None)
+        found.append(ConfigError(message + suffix, source=source,
+                                 field=dotted(path) or None, line=line))
+    # the file's order; values from --set (no line) after the file's
+    found.sort(key=lambda e: (e.line is None, e.line or 0))
+    first, *rest = found[:MAX_ERRORS]
+    if len(found) > MAX_ERRORS:
+        rest.append(ConfigError(f"… and {len(found) - MAX_ERRORS} more errors"))
+    return ConfigError(first.detail, source=first.source, field=first.field,
+                       line=first.line, also=rest)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,10 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -41,8 +44,9 @@ from pydantic import (
 from pydantic.json_schema import WithJsonSchema
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from hpctriton.config import messages
+from hpctriton.config import messages, yamlsrc
 from hpctriton.config import overrides as ov
+from hpctriton.config.headers import is_header_value
 from hpctriton.errors import ConfigError, RenderError
 from hpctriton.schedulers import SchedulerOptions, registry
 from hpctriton.shell import quoting
@@ -140,7 +144,7 @@ def _one_check(entry: Any, index: int) -> CheckItem:
         raise PydanticCustomError(
             "nested", "{msg}",
             {"msg": messages.plain_message(err, CHECK_OPTIONS[name]),
-             "subloc": [index, name, *err["loc"]]},
+             "subloc": [index, name, *messages.error_path(err, CHECK_OPTIONS[name])]},
         ) from None
     return CheckItem(name, options)
 
@@ -218,6 +222,11 @@ class ClusterConfig(_Strict):
     #: Exported before every command hpctriton runs on the login node (sbatch, dicos…),
     #: e.g. ``SLURM_CONF``; values are literal (quoted).
     remote_env: dict[str, str] = Field(default_factory=dict)
+    #: A task pending this long for a reason only an administrator can clear
+    #: (``PartitionDown``…) fails and its job is cancelled; null: wait without end.
+    max_pending_s: float | None = Field(default=600.0, gt=0)
+    #: Cap on what one ``collect`` extracts, in MB (``collect --max-size`` raises it).
+    collect_max_mb: int = Field(default=2048, ge=1)
 
     @field_validator("backend")
     @classmethod
@@ -344,6 +353,99 @@ def _cluster_adapter() -> TypeAdapter[ClusterConfig]:
     return TypeAdapter(ClusterField)
 
 
+# --------------------------------------------------------------------- characters
+
+#: Validation context key: the data's text was checked already (a sweep point's parts).
+_TEXT_CHECKED = "hpctriton.text_checked"
+
+def _shown(text: str) -> str:
+    """``text`` safe to print: characters that cannot be (lone surrogates, controls) as
+    ``\\uXXXX`` escapes."""
+    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF
+                   else f"\\u{ord(c):04x}" for c in text)
+
+
+def _text_problem(text: str, one_line: bool) -> str | None:
+    """Why ``text`` cannot be taken (None when it can): a value that cannot be encoded
+    as UTF-8 (a lone surrogate), written to a script (NUL) or given to sbatch (a
+    carriage return: "DOS line breaks"), or a line break in a one-line value."""
+    for c in text:
+        code = ord(c)
+        if 0xD800 <= code <= 0xDFFF:
+            return (f"holds a lone surrogate (U+{code:04X}), which is not valid Unicode text "
+                    "and cannot be written to any file")
+        if c == "\x00":
+            return "holds a NUL character, which cannot be passed to a shell or a file name"
+        if c == "\r":
+            return ("holds a carriage return (CR, U+000D): sbatch refuses scripts with "
+                    "DOS line breaks, and no field needs one")
+        if c == "\n" and one_line:
+            return "holds a line break (LF, U+000A): this value is one line"
+    return None
+
+
+def refuse_bad_text(data: Any, path: tuple[Any, ...] = ()) -> None:
+    """Refuse, naming the field (never showing a header's value), any key or value of
+    raw config data that cannot safely reach a file, a script or sbatch: lone
+    surrogates, NUL and CR anywhere, a line break in a header value (which no header can
+    carry). Other line breaks are left to where they go: quoted for bash, refused in an
+    ``#SBATCH`` line (``shell.quoting``). Raised as a pydantic "nested" error, so the
+    message names the file's line too."""
+    if isinstance(data, str):
+        problem = _text_problem(data, one_line=is_header_value(path))
+        if problem is not None:
+            raise PydanticCustomError("nested", "{msg}", {
+                "msg": problem, "subloc": [_shown(p) if isinstance(p, str) else p
+                                           for p in path]})
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            if isinstance(key, str):
+                problem = _text_problem(key, one_line=True)
+                if problem is not None:
+                    raise PydanticCustomError("nested", "{msg}", {
+                        "msg": f"this key {problem}",
+                        "subloc": [_shown(p) if isinstance(p, str) else p
+                                   for p in (*path, key)]})
+            refuse_bad_text(value, (*path, key))
+    elif isinstance(data, list | tuple):
+        for index, value in enumerate(data):
+            refuse_bad_text(value, (*path, index))
+
+
+# ------------------------------------------------------------------------- notify
+
+
+NotifyEvent = Literal["failed", "regressed", "missing"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("failed", "regressed", "missing")
+
+
+class NotifyConfig(_Strict):
+    """``notify:``: what to run on the machine that collects when a scheduled run fails,
+    regresses or does not happen (``hpctriton collect --all``; docs/monitoring.md).
+
+    ``command`` is shell text by design (it runs here, with ``sh -c``, never on the
+    cluster); it gets the event's JSON on stdin and ``HPCTRITON_RUN_ID``,
+    ``HPCTRITON_CLUSTER``, ``HPCTRITON_EVENT``, ``HPCTRITON_SCHEDULE`` and
+    ``HPCTRITON_REASON`` in its environment. ``url`` receives the same JSON as a POST
+    (HTTPS certificates are verified)."""
+
+    command: str | None = None
+    url: str | None = None
+    #: The events that notify (all three by default).
+    on: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+    #: Seconds the command may run, or the POST may take, before it is given up (said
+    #: on stderr; the collect itself still succeeds).
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> NotifyConfig:
+        if not self.command and not self.url:
+            raise ValueError("give a command, a url or both")
+        if self.url and not self.url.startswith(("https://", "http://")):
+            raise ValueError(f"url {self.url!r} must start with https:// or http://")
+        return self
+
+
 # ------------------------------------------------------------------------- config
 
 
@@ -367,8 +469,28 @@ class Config(_Strict):
     default_cluster: str | None = None
     #: Local folder of run records; relative to the config file's folder.
     runs_dir: str = "hpctriton-runs"
+    #: Alerts for scheduled runs that fail, regress or go missing (docs/monitoring.md).
+    notify: NotifyConfig | None = None
     #: Folder relative paths are resolved against (the config file's); not in the file.
     base_dir: Path = Field(default=Path("."), exclude=True, json_schema_extra={"readOnly": True})
+    #: ``points()``, with what it was computed from (kept alive, compared by identity).
+    _points: Any = PrivateAttr(default=None)
+    #: Where the fields were written (:class:`~hpctriton.config.yamlsrc.Sourced`: the
+    #: file's lines, the ``--set`` arguments); None for a config built from data.
+    _source: Any = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        # the fields only: a cache of points() is no part of what a config says
+        if not isinstance(other, Config):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    @model_validator(mode="before")
+    @classmethod
+    def _safe_text(cls, data: Any, info: ValidationInfo) -> Any:
+        if not (info.context or {}).get(_TEXT_CHECKED):
+            refuse_bad_text(data)
+        return data
 
     @field_validator("container", mode="before")
     @classmethod
@@ -423,6 +545,39 @@ class Config(_Strict):
 
     # ------------------------------------------------------------------ helpers
 
+    def set_source(self, src: yamlsrc.Sourced | None) -> None:
+        """Remember where the fields were written, for :meth:`locate`."""
+        self._source = src
+
+    def locate(self, exc: ConfigError, *, sweep: bool = False) -> ConfigError:
+        """``exc`` (and each error it holds), raised later about a field of this config
+        (the container step, a cluster; with ``sweep``, a sweep point's value, placed
+        at its sweep key), with the file and line that field was written at; errors
+        that name a place already, or no field of the config (``-o``), stay as they
+        are."""
+        src: yamlsrc.Sourced | None = self._source
+        if src is None:
+            return exc
+        placed = [self._place(e, src, sweep) for e in (exc, *exc.also)]
+        first = placed[0]
+        return ConfigError(first.detail, source=first.source, field=first.field,
+                           line=first.line, also=placed[1:])
+
+    def _place(self, exc: ConfigError, src: yamlsrc.Sourced, sweep: bool) -> ConfigError:
+        if exc.source is not None or not exc.field:
+            return exc
+        path = messages.undotted(exc.field)
+        if not path or path[0] not in type(self).model_fields:
+            return exc
+        if sweep and self.sweep:
+            # the value was written in the sweep: the key that varies this field
+            key = next((k for k in self.sweep
+                        if exc.field == k or exc.field.startswith((k + ".", k + "["))
+                        or k.startswith(exc.field + ".")), next(iter(self.sweep)))
+            path = ("sweep", key)
+        source, line = src.where(path)
+        return exc.located(source, line)
+
     @property
     def check_names(self) -> list[str]:
         return [c.name for c in self.checks]
@@ -458,18 +613,41 @@ class Config(_Strict):
         return data
 
     def points(self) -> list[tuple[dict[str, Any], Config]]:
-        """Each sweep point with the config it gives (one empty point without a sweep)."""
-        base = self.to_data()
-        base.pop("sweep", None)
+        """Each sweep point with the config it gives (one empty point without a sweep).
+
+        Only the sections a point changes are validated again, once for each distinct
+        value (a sweep of 10,000 points over ``probe.timeout_s`` validates ``probe``
+        10,000 times and the server once); everything else is shared with this config.
+        The result is kept until a sweepable section or the sweep is replaced.
+        """
+        key = tuple(getattr(self, name) for name in (*SWEEPABLE, "sweep"))
+        cached = self._points
+        if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
+            return list(cached[1])
+        base = self.model_dump(mode="json", include=set(SWEEPABLE))
+        base["checks"] = [c.to_yaml() for c in self.checks]
+        seen: dict[tuple[str, str], Any] = {}
         result = []
         for point in ov.sweep_points(self.sweep):
-            data = ov.apply_all(base, point.items())
-            try:
-                config = Config.model_validate({**data, "base_dir": self.base_dir})
-            except ValidationError as exc:
-                raise messages.config_error(exc, Config, sweep_point=point) from None
-            result.append((point, config))
-        return result
+            by_section: dict[str, list[tuple[str, Any]]] = {}
+            for dotted_key, value in point.items():
+                by_section.setdefault(dotted_key.split(".")[0], []).append((dotted_key, value))
+            update: dict[str, Any] = {"sweep": {}}
+            for section, items in by_section.items():
+                memo = (section, json.dumps(items, sort_keys=True, default=repr))
+                if memo not in seen:
+                    data = {**base, **ov.apply_all({section: base[section]}, items)}
+                    try:
+                        # every value here was checked with the whole config (its sweep)
+                        part = Config.model_validate({**data, "base_dir": self.base_dir},
+                                                     context={_TEXT_CHECKED: True})
+                    except ValidationError as exc:
+                        raise messages.config_error(exc, Config, sweep_point=point) from None
+                    seen[memo] = getattr(part, section)
+                update[section] = seen[memo]
+            result.append((point, self.model_copy(update=update)))
+        self._points = (key, result)
+        return list(result)
 
     def target(self, cluster: str | None = None,
                backend: str | None = None) -> tuple[str | None, ClusterConfig]:

@@ -18,6 +18,8 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import logging
+import os
 import re
 import secrets
 import shutil
@@ -29,17 +31,53 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpctriton.config import ClusterConfig, Config, load_tasks
+from hpctriton.config import ClusterConfig, Config, literal_secret_headers, load_tasks
 from hpctriton.errors import ConfigError, RenderError
 from hpctriton.render.zipapp import probe_zipapp
 from hpctriton.schedulers import RenderContext, Scheduler, get_scheduler
 from hpctriton.shell import quoting
 from hpctriton.shell import templates as templating
 from hpctriton.shell.quoting import Raw
+from hpctriton.transport.base import STAGED_DIR_MODE, STAGED_FILE_MODE
 from hpctriton_probe.spec import SPEC_SCHEMA_VERSION, CheckSpec, TaskSpec
 
 BUNDLE_PY = '"$HPCTRITON_BUNDLE"'
 FILES_DIR = "files"
+
+log = logging.getLogger("hpctriton.render")
+
+
+def make_private(root: Path) -> None:
+    """The one rule for a bundle's modes: every file 0600, every folder 0700 (the same
+    as its staged copy, ``transport.base.STAGED_*``). spec.json may hold header values,
+    job.sh the values of ``env``, ``files/`` a TLS key; the jobs run as the user who
+    rendered them, so nobody else needs to read any of it. Scripts are run as ``bash
+    job.sh`` and ``sbatch job.sh``, never through their execute bit."""
+    root.chmod(STAGED_DIR_MODE)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), STAGED_DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(folder, name), STAGED_FILE_MODE)
+
+
+def header_warnings(config: Config) -> list[str]:
+    """A warning for each header whose value is written literally into spec.json and
+    looks like a secret (every sweep point's server is looked at)."""
+    seen: set[int] = set()
+    out: list[str] = []
+    for _point, cfg in config.points():
+        if id(cfg.server) in seen:
+            continue
+        seen.add(id(cfg.server))
+        for name in literal_secret_headers(cfg.server.headers):
+            text = (f"server.headers.{name} holds a literal secret, which is written into "
+                    f"the bundle's spec.json (mode 0600) and its staged copy: write it as "
+                    f"${{VAR}} (e.g. \"Bearer ${{TRITON_TOKEN}}\") and set VAR in the job's "
+                    "environment, so the secret stays out of files")
+            if text not in out:
+                out.append(text)
+    return out
 
 
 @dataclass(frozen=True)
@@ -131,34 +169,106 @@ class _FileStager:
 
 
 def task_specs(config: Config, stager: _FileStager | None = None) -> list[TaskSpec]:
-    """One :class:`TaskSpec` per sweep point, file paths staged when a stager is given."""
+    """One :class:`TaskSpec` per sweep point, file paths staged when a stager is given.
+
+    What points share (``Config.points`` shares every section a point does not change)
+    stays one object here too, so :func:`spec_files` writes it once.
+    """
+    made: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def once(kind: str, obj: Any, build: Any) -> Any:
+        # keyed by identity; ``obj`` is kept in the value, so its id is never reused
+        key = (kind, id(obj))
+        if key not in made:
+            made[key] = (obj, build())
+        return made[key][1]
+
     specs = []
     for index, (point, cfg) in enumerate(config.points()):
-        server, checks = cfg.server, cfg.checks
-        if stager is not None:
-            server = stager.stage_fields(server, "server")
-            checks = [
-                dataclasses.replace(c, options=stager.stage_fields(c.options, f"checks.{c.name}"))
-                for c in checks
-            ]
-        specs.append(TaskSpec(
-            task=index,
-            server=server,
-            models=list(cfg.models),
-            checks=[CheckSpec(c.name, c.options) for c in checks],
-            probe=cfg.probe,
-            point=dict(point),
-        ))
+        server = once("server", cfg.server, lambda cfg=cfg: (
+            stager.stage_fields(cfg.server, "server") if stager else cfg.server))
+        checks = once("checks", cfg.checks, lambda cfg=cfg: [
+            CheckSpec(c.name, stager.stage_fields(c.options, f"checks.{c.name}")
+                      if stager else c.options) for c in cfg.checks])
+        models = once("models", cfg.models, lambda cfg=cfg: list(cfg.models))
+        specs.append(TaskSpec(task=index, server=server, models=models, checks=checks,
+                              probe=cfg.probe, point=dict(point)))
     return specs
 
 
+#: The sections of a task that differ between sweep points (``TaskSpec``'s fields but
+#: its index and point).
+TASK_SECTIONS = ("server", "models", "checks", "probe")
+#: The file of a sweep's points, beside spec.json (layout 2; docs/bundle.md).
+POINTS_FILE = "points.jsonl"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _changes(common: Any, mine: Any, path: tuple[str, ...]) -> list[list[Any]]:
+    """``[[keys], value]`` pairs that turn ``common`` into ``mine``: mappings with the
+    same keys are compared key by key, anything else is replaced whole."""
+    if common == mine:
+        return []
+    if isinstance(common, dict) and isinstance(mine, dict) and common.keys() == mine.keys():
+        out: list[list[Any]] = []
+        for key in mine:
+            out += _changes(common[key], mine[key], (*path, key))
+        return out
+    return [[list(path), mine]]
+
+
+def spec_files(run_id: str, tasks: list[TaskSpec]) -> tuple[dict[str, Any], str | None]:
+    """``spec.json``'s content (layout 2) and the text of ``points.jsonl`` (None for a
+    single task).
+
+    spec.json holds what every task runs once (``task``: the first point's sections);
+    each task's line of points.jsonl holds its point and its changes to that, padded to
+    one width, so a task of a sweep of 10,000 reads spec.json and its own line: a few
+    KB, whatever the size of the sweep.
+    """
+    first = tasks[0]
+    plain: dict[int, Any] = {}
+
+    def as_plain(obj: Any) -> Any:
+        if id(obj) not in plain:
+            plain[id(obj)] = (obj, _plain(obj))
+        return plain[id(obj)][1]
+
+    common = {name: as_plain(getattr(first, name)) for name in TASK_SECTIONS}
+    spec: dict[str, Any] = {"schema_version": SPEC_SCHEMA_VERSION, "run_id": run_id,
+                            "n_tasks": len(tasks), "task": common, "points": None}
+    if len(tasks) == 1 and not first.point:
+        return spec, None
+    diffs: dict[tuple[str, int], list[list[Any]]] = {}
+    lines = []
+    for task in tasks:
+        changes: list[list[Any]] = []
+        for name in TASK_SECTIONS:
+            obj = getattr(task, name)
+            if obj is getattr(first, name):
+                continue
+            key = (name, id(obj))
+            if key not in diffs:
+                diffs[key] = _changes(common[name], as_plain(obj), (name,))
+            changes += diffs[key]
+        lines.append(json.dumps({"task": task.task, "point": task.point, "changes": changes},
+                                separators=(",", ":")))
+    width = max(len(line) for line in lines) + 1
+    spec["points"] = {"file": POINTS_FILE, "line_bytes": width}
+    return spec, "".join(line.ljust(width - 1) + "\n" for line in lines)
+
+
 def spec_document(run_id: str, tasks: list[TaskSpec]) -> dict[str, Any]:
-    """The JSON content of ``spec.json``."""
-    return {
-        "schema_version": SPEC_SCHEMA_VERSION,
-        "run_id": run_id,
-        "tasks": [dataclasses.asdict(t) for t in tasks],
-    }
+    """The JSON content of ``spec.json`` (see :func:`spec_files`, which also gives the
+    points file that goes beside it)."""
+    return spec_files(run_id, tasks)[0]
 
 
 # ----------------------------------------------------------------- job script
@@ -295,12 +405,22 @@ def render_bundle(
     force: bool = False,
 ) -> Bundle:
     """Write a complete bundle to ``out_dir`` (created; must be empty unless ``force``).
+    A config error names the file and line of the field it is about.
 
     Example::
 
         bundle = render_bundle(cfg, "bundle/", cluster="asgc-slurm")
         # then on the cluster: cd bundle && sbatch job.sh
     """
+    try:
+        return _render_bundle(config, out_dir, cluster=cluster, backend=backend,
+                              run_id=run_id, force=force)
+    except ConfigError as exc:
+        raise config.locate(exc) from None
+
+
+def _render_bundle(config: Config, out_dir: str | Path, *, cluster: str | None,
+                   backend: str | None, run_id: str | None, force: bool) -> Bundle:
     cluster_name, cluster_cfg = config.target(cluster, backend)
     scheduler = get_scheduler(cluster_cfg.backend)
     run_id = check_run_id(run_id or make_run_id(config.name or cluster_name
@@ -319,17 +439,21 @@ def render_bundle(
         )
         script = render_job_script(config, scheduler, ctx, cluster_cfg)
         (staging / "job.sh").write_text(script, encoding="utf-8")
-        (staging / "job.sh").chmod(0o755)
         _bash_syntax_check(staging / "job.sh")
-        spec = spec_document(run_id, tasks)
+        spec, points = spec_files(run_id, tasks)
         (staging / "spec.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+        if points is not None:
+            # ASCII only (json.dumps escapes the rest), so bytes and characters agree
+            (staging / POINTS_FILE).write_text(points, encoding="ascii")
         (staging / "probe.pyz").write_bytes(probe_zipapp())
         for name, text in scheduler.extra_files(ctx).items():
             (staging / name).write_text(text, encoding="utf-8")
             if name.endswith(".sh"):
-                (staging / name).chmod(0o755)
                 _bash_syntax_check(staging / name)
         (staging / "results").mkdir()
+        make_private(staging)
+        for warning in header_warnings(config):
+            log.warning("%s", warning)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

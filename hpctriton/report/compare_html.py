@@ -25,8 +25,10 @@ from hpctriton.report.htmlkit import (
     verdict,
     write_text,
 )
+from hpctriton.report.stream_plots import compare_stream_figure
 from hpctriton.results.compare import Comparison, MetricRow, StatusRow, compare_load_curves
 from hpctriton.results.model_times import model_groups
+from hpctriton.results.streaming import compare_stream_curves
 from hpctriton.results.timeline import timeline
 
 
@@ -99,6 +101,11 @@ def _figures(comparison: Comparison) -> str:
     if curves:
         body += "<h3>Load</h3>" + figure_img(plots.compare_load_figure(curves, labels),
                                              "load curves of every run")
+    streams = compare_stream_curves(results)
+    if streams:
+        body += "<h3>Streaming (decoupled models)</h3>" + figure_img(
+            compare_stream_figure(streams, labels), "time to first token, inter-token "
+            "latency and token throughput of every run")
     groups = model_groups(results)
     if any(t.has_figures for mine in groups.runs for t in mine.values()):
         body += "<h3>Per model</h3>" + figure_img(plots.models_figure(groups, labels),

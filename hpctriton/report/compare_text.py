@@ -7,13 +7,15 @@ from hpctriton.report.htmlkit import fmt_num
 from hpctriton.results.compare import Comparison, MetricRow
 from hpctriton.results.measures import COUNT_METRICS
 
-#: Load metrics the tables show unless every metric is asked for.
-TABLE_LOAD_METRICS = ("throughput", "p50", "p99", "errors")
+#: Load metrics the tables show unless every metric is asked for (decoupled models
+#: add their time to first token, inter-token latency and token throughput).
+TABLE_LOAD_METRICS = ("throughput", "p50", "p99", "errors", "TTFT p50", "ITL p50",
+                      "output tokens/s", "goodput")
 
 
 def shown_rows(comparison: Comparison, all_metrics: bool = False) -> list[MetricRow]:
     """The rows tables show: all of them, or for load points only throughput, p50,
-    p99 and errors."""
+    p99 and errors (and the streaming figures of ``TABLE_LOAD_METRICS``)."""
     return [r for r in comparison.metrics if all_metrics or r.section != "load"
             or r.metric in TABLE_LOAD_METRICS]
 

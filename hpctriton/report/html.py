@@ -3,6 +3,8 @@
 What the page holds, top to bottom:
 
 * the run: verdict, ids, backend, cluster, server, models, versions, times;
+* capacity (when a load check searched for it): one sentence per search, the figure of
+  its steps (rate against the percentile, the bound drawn) and their table;
 * a summary: counts per status, one row per check, and what failed;
 * load (when the load check ran): latency percentiles and throughput against
   concurrency or request rate per model, and the table of points;
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hpctriton.report import plots
+from hpctriton.report.capacity_html import capacity_section
 from hpctriton.report.htmlkit import (
     badge,
     checks_table,
@@ -31,6 +34,7 @@ from hpctriton.report.htmlkit import (
     esc,
     figure_img,
     fmt_duration,
+    fmt_level,
     fmt_num,
     matplotlib_available,
     page,
@@ -38,11 +42,14 @@ from hpctriton.report.htmlkit import (
     verdict,
     write_text,
 )
+from hpctriton.report.stream_html import stream_block
+from hpctriton.results.capacity import capacities
 from hpctriton.results.load import PERCENTILES, LoadPoint, load_points
 from hpctriton.results.measures import COUNT_METRICS, SERVER_TIMES, task_scopes
 from hpctriton.results.model import STATUSES, CheckResult, Results, TaskResults
 from hpctriton.results.model_times import model_groups, model_times
 from hpctriton.results.source import RunInput, RunSource, resolve_source
+from hpctriton.results.streaming import stream_points
 from hpctriton.results.summary import check_summaries, task_check
 from hpctriton.results.timeline import task_seconds, timeline
 
@@ -74,8 +81,9 @@ def _meta_items(src: RunSource) -> list[tuple[str, str]]:
     for t in res.tasks:
         s = t.run_info.get("server")
         if s:
-            ports = "/".join(str(port) for port in (s["http_port"], s["grpc_port"],
-                                                    s["metrics_port"]) if port)
+            ports = ", ".join(f"{name} {port}" for name, port in (
+                ("HTTP", s["http_port"]), ("gRPC", s["grpc_port"]),
+                ("metrics", s["metrics_port"])) if port)
             text = f"{s['host']} ({ports}{', TLS' if s['tls'] else ''})"
             if text not in servers:
                 servers.append(text)
@@ -139,15 +147,9 @@ def _failures_table(results: Results, many: bool) -> str:
              esc(c.model or ""), badge(c.status), f'<span class="msg">{esc(c.message)}</span>']
             for c in bad]
     for t in results.tasks:
-        if t.interrupted:
-            rows.append([_task_link(t.task, many), "run", "", "", badge("error"),
-                         "the probe was interrupted (SIGTERM) before all checks ran"])
-        elif not t.has_results:
+        if t.problems:  # a crash, an interruption, checks that never ran, damaged files
             rows.append([_task_link(t.task, many), "job", "", "", badge("error"),
-                         esc(f"no results.json (exit code {t.exit_code})")])
-        elif t.exit_code not in (0, 1, None):
-            rows.append([_task_link(t.task, many), "job", "", "", badge("error"),
-                         esc(f"the job ended with exit code {t.exit_code}")])
+                         f'<span class="msg">{esc("; ".join(t.problems))}</span>'])
     for task in results.missing_tasks:
         rows.append([esc(task), "job", "", "", badge("error"),
                      "no results: the task did not run or was not collected"])
@@ -184,7 +186,7 @@ def _load_table(points: Sequence[LoadPoint], task_column: bool = False) -> str:
             errors = f'<span class="worse" title="{esc(kinds)}">{p.errors}</span>'
         rows.append(([_task_link(p.task, True)] if task_column else []) + [
             esc(p.model), esc(p.protocol or ""), esc(p.mode.replace("_", " ")),
-            fmt_num(p.load), fmt_num(p.throughput_rps),
+            fmt_level(p.load), fmt_num(p.throughput_rps),
             *[fmt_num(p.latency(n)) for n in PERCENTILES], errors,
             "–" if p.stable is None else ("yes" if p.stable else
                                            '<span class="worse">no</span>'),
@@ -210,6 +212,8 @@ def _load_section(src: RunSource, figures: bool) -> str:
                  "diagonal is the offered rate; latency is measured from each request's "
                  "intended send time.</p>")
     body += _load_table(points, task_column=many)
+    body += stream_block(stream_points(src.results), figures,
+                         task_scopes(src.results.tasks), many)
     return f'<section class="card" id="load"><h2>Load</h2>{body}</section>'
 
 
@@ -327,10 +331,10 @@ def _task_block(t: TaskResults, figures: bool) -> str:
         body += figure_img(plots.load_figure(points), f"load results of task {t.task}")
     if points:
         body += _load_table(points)
+    if t.problems:
+        body += "".join(f"<p class=note>{esc(p)}</p>" for p in t.problems)
     if t.checks:
         body += checks_table(t.checks)
-    elif not t.has_results:
-        body += "<p class=note>No results.json: the job ended before the probe wrote one.</p>"
     head = (f'<div class="task-head"><h3>Task {t.task}</h3>'
             f"{badge('pass' if t.ok else 'fail')}</div>")
     return f'<section class="card" id="task-{t.task}">{head}{body}</section>'
@@ -373,14 +377,16 @@ def html_report(source: RunInput, *, title: str | None = None) -> str:
     figures = matplotlib_available()
     title = title or "hpctriton report"
     many = len(res.tasks) > 1 or bool(res.missing_tasks)
-    parts = [_summary_section(src), _load_section(src, figures), _models_section(src, figures),
+    parts = [capacity_section(capacities(res), figures, many), _summary_section(src),
+             _load_section(src, figures), _models_section(src, figures),
              _timeline_section(src, figures)]
     if many:
         parts.append(_tasks_section(src, figures))
     elif res.checks:
         parts.append(_checks_section(res.checks))
-    toc_names = {"summary": "Summary", "load": "Load", "models": "Per model",
-                 "timeline": "Timeline", "tasks": "Tasks", "checks": "Results"}
+    toc_names = {"capacity": "Capacity", "summary": "Summary", "load": "Load",
+                 "models": "Per model", "timeline": "Timeline", "tasks": "Tasks",
+                 "checks": "Results"}
     toc = "".join(f'<a href="#{k}">{v}</a>' for k, v in toc_names.items()
                   if any(f'id="{k}"' in p for p in parts))
     note = ("" if figures else "<p class=note>Figures left out: matplotlib is not "

@@ -86,6 +86,14 @@ def fmt_num(value: Any, digits: int = 2, *, count: bool = False) -> str:
     return esc(value)
 
 
+def fmt_level(value: float) -> str:
+    """A load level as written in the config: concurrency ``1`` (not ``1.00``), request
+    rate ``12.5``."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
 def fmt_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.1f} ms"

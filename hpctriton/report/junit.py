@@ -3,8 +3,10 @@
 The XML comes from :func:`hpctriton_probe.junit.results_to_junit` — the function the
 probe uses for each task's ``junit.xml`` — so a report made here matches the files the
 jobs wrote. What a run adds: tasks that left no results (never ran, died before the
-probe started, or were not collected) become a suite with one error each, so CI does
-not count a half-run sweep as green.
+probe started, or were not collected) become a suite with one error each, and a task
+whose job crashed (exit code, signal), was interrupted, left checks that never ran or
+damaged files gets one more error test case naming the cause (the task's
+``problems``), so CI never counts a crashed or half-run sweep as green.
 """
 
 from __future__ import annotations
@@ -36,17 +38,21 @@ def junit_xml(source: RunInput) -> str:
     res = resolve_source(source).results
     docs: list[dict[str, Any]] = []
     for t in sorted(res.tasks, key=lambda t: t.task):
+        problems = t.problems
         if t.has_results:
             doc = dict(t.data)
             doc["run"] = {**t.run_info, "task": t.run_info.get("task", t.task)}
+            if problems:
+                cause = _stand_in(res.run_id, t.task, "; ".join(problems))["checks"]
+                doc["checks"] = [*t.data.get("checks", []), *cause]
             docs.append(doc)
         else:
-            docs.append(_stand_in(res.run_id, t.task, "no results.json: the job ended "
-                                  f"(exit code {t.exit_code}) before the probe wrote one"))
+            docs.append(_stand_in(res.run_id, t.task, "; ".join(problems) or "no results.json"))
     for task in res.missing_tasks:
         docs.append(_stand_in(res.run_id, task, "no results: the task did not run or its "
                                                 "results were not collected"))
-    docs.sort(key=lambda d: int(d["run"].get("task") or 0))
+    docs.sort(key=lambda d: d["run"].get("task") if isinstance(d["run"].get("task"), int)
+              else 0)
     return results_to_junit(docs)
 
 

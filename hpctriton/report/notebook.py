@@ -119,6 +119,10 @@ def notebook_html(results: model.Results) -> str:
     if len(checks) > NOTEBOOK_ROWS:
         more = (f"<div>… {len(checks) - NOTEBOOK_ROWS} more results: "
                 "<code>to_dataframe()</code> has them all</div>")
+    for t in results.tasks:
+        if t.problems:  # a crash, checks that never ran, damaged files
+            more += (f'<div style="color:{STATUS_COLOURS["error"]}">task {esc(t.task)}: '
+                     f"{esc('; '.join(t.problems))}</div>")
     if results.load_points():
         more += ("<div>load results: <code>.plot()</code> draws them, "
                  "<code>.load_dataframe()</code> tabulates them</div>")

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from hpctriton.results.streaming import StreamPoint
+
 #: Colours of runs (compare) and tasks (sweeps), in order.
 PALETTE = ("#3b6fb6", "#e07b39", "#3a9e6a", "#c7434f", "#8a63b8", "#9a7a5b", "#d271b0",
            "#5f6b73", "#b5a12f", "#2aa3b8")
@@ -131,6 +133,44 @@ def _wrap(title: str, width: int = 50) -> str:
     return textwrap.fill(title, width, break_on_hyphens=False)
 
 
+#: Inches of a title's bold 10-point character, on average (to wrap titles to their panel).
+TITLE_CHAR_IN = 0.085
+
+
+#: Inches of an 8-point legend or tick character, on average, and of a legend's handle.
+SMALL_CHAR_IN, LEGEND_HANDLE_IN = 0.065, 0.5
+
+
+def _panel_width_in(ax: Axes) -> float:
+    """The width of ``ax``'s panel: its figure's width over its grid's columns, less the
+    room of the y axis."""
+    spec = ax.get_subplotspec()
+    columns = spec.get_gridspec().ncols if spec is not None else 1
+    size = getattr(ax.get_figure(), "get_size_inches", None)
+    return (size()[0] if size is not None else 6.0) / columns - 0.8
+
+
+def panel_title(ax: Axes, text: str) -> None:
+    """Set ``ax``'s title, wrapped to the width of its panel, so a long title is neither
+    clipped at the figure's edge nor drawn over its neighbour (and, as a last resort,
+    wrapped at the figure's edge when drawn)."""
+    chars = max(14, int(_panel_width_in(ax) / TITLE_CHAR_IN))
+    ax.set_title(_wrap(text, chars), wrap=True)
+
+
+def legend_columns(ax: Axes, wanted: int) -> int:
+    """How many of ``wanted`` legend columns fit ``ax``'s panel, for its labels: a legend
+    wider than its panel squeezes the plot to nothing (constrained layout gives up)."""
+    labels = ax.get_legend_handles_labels()[1]
+    per = max((len(label) for label in labels), default=0) * SMALL_CHAR_IN + LEGEND_HANDLE_IN
+    return max(1, min(wanted, int(_panel_width_in(ax) / per)))
+
+
+def _crowded(ax: Axes, labels: Sequence[str]) -> bool:
+    """Whether tick labels side by side would run into each other."""
+    return sum(len(label) + 2 for label in labels) * SMALL_CHAR_IN > _panel_width_in(ax)
+
+
 def _shorten(text: str, limit: int = 42) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -150,8 +190,9 @@ def series_title(series: tuple[str, str | None, str]) -> str:
 # ---------------------------------------------------------------------- load
 
 
-def _load_axis(ax: Axes, points: Sequence[LoadPoint]) -> None:
-    """x axis of a load level: base-2 log for a concurrency sweep over a wide range."""
+def _load_axis(ax: Axes, points: Sequence[LoadPoint | StreamPoint]) -> None:
+    """x axis of a load level (plain or streaming points): base-2 log for a concurrency
+    sweep over a wide range, whole numbers for concurrency."""
     xs = sorted({p.load for p in points if p.load > 0})
     mode = points[0].mode if points else "concurrency"
     ax.set_xlabel(MODE_LABELS.get(mode, mode))
@@ -159,6 +200,11 @@ def _load_axis(ax: Axes, points: Sequence[LoadPoint]) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs, [f"{x:g}" for x in xs])
         ax.minorticks_off()
+    elif mode == "concurrency":
+        from matplotlib.ticker import MaxNLocator
+
+        # concurrency is a number of requests: never a tick at 1.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _latency_scale(ax: Axes, values: Sequence[float]) -> None:
@@ -327,7 +373,7 @@ def load_figure(points: Sequence[LoadPoint], task_labels: dict[int, str] | None 
             ax_l.set_ylabel("latency (ms)")
             ax_t.set_ylabel("throughput (req/s)")
             ax_t.set_ylim(bottom=0)
-            ax_l.set_title(_wrap(f"{head}: latency"))
+            panel_title(ax_l, f"{head}: latency")
             ax_t.set_title("throughput")
         if title:
             fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
@@ -355,7 +401,7 @@ def compare_load_figure(curves: Sequence[LoadCurves], labels: Sequence[str]) -> 
             entries = _draw_compared_runs(ax_l, ax_t, curve, labels)
             head = series_title(curve.series) + (
                 f" [{_shorten(curve.scope, 30)}]" if curve.scope else "")
-            ax_l.set_title(_wrap(f"{head}: latency", 36))
+            panel_title(ax_l, f"{head}: latency")
             ax_t.set_title("throughput")
             ax_l.set_ylabel("latency (ms)")
             ax_t.set_ylabel("throughput (req/s)")
@@ -520,21 +566,22 @@ def models_figure(groups: ModelGroups, labels: Sequence[str]) -> Figure:
             _model_axis(ax_c, keys)
             ax_c.set_ylabel("latency (ms)")
             ax_c.margins(y=0.25)
-            ax_c.legend(loc="upper left", ncols=min(len(labels) * len(groups.protocols), 4))
+            ax_c.legend(loc="upper left", ncols=legend_columns(
+                ax_c, min(len(labels) * len(groups.protocols), 4)))
         else:
             _note(ax_c, "no infer check results")
-        ax_c.set_title("client: one inference (infer check)")
+        panel_title(ax_c, "client: one inference (infer check)")
         if _draw_server_bars(ax_s, groups, keys, labels):
             _model_axis(ax_s, keys)
             ax_s.set_ylabel("average per request (ms)")
             ax_s.margins(y=0.3)
-            ax_s.legend(loc="upper left", ncols=2)
+            ax_s.legend(loc="upper left", ncols=legend_columns(ax_s, 2))
         else:
             _note(ax_s, "no statistics check results")
-        ax_s.set_title("server: time per request (statistics check)")
+        panel_title(ax_s, "server: time per request (statistics check)")
         for ax in (ax_c, ax_s):
             ax.grid(axis="x", visible=False)
-            if len(keys) > 6:
+            if len(keys) > 6 or _crowded(ax, [_key_label(k) for k in keys]):
                 ax.tick_params(axis="x", labelrotation=30)
     return fig
 

@@ -1,12 +1,23 @@
-"""Results and comparisons as terminal tables (rich)."""
+"""Results and comparisons as terminal tables (rich).
+
+Every table fits an 80-column terminal without cutting a number
+(:mod:`hpctriton.report.fit`): numbers sit in columns that never shrink, text wraps, a
+column whose value is the same on every row moves into the title, the widest tables
+show their main columns unless ``wide``, and rows that still do not fit side by side
+are printed as a vertical list.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from hpctriton.report.compare_text import diff_text, shown_rows, value_text
-from hpctriton.results.compare import Comparison
+from hpctriton.report.fit import fitted
+from hpctriton.report.htmlkit import fmt_level
+from hpctriton.report.summary import capacity_lines, problem_lines, summary_line
+from hpctriton.results.compare import Comparison, MetricRow
 from hpctriton.results.load import PERCENTILES, LoadPoint
 from hpctriton.results.model import Results
 
@@ -23,13 +34,17 @@ def results_table(results: Results, title: str | None = None) -> Table:
     many = len(results.tasks) > 1
     table = Table(title=title or (f"run {results.run_id}" if results.run_id else None))
     if many:
-        table.add_column("task", justify="right")
+        table.add_column("task", justify="right", no_wrap=True)
     for name in ("check", "protocol", "model", "status", "time", "message"):
-        table.add_column(name, justify="right" if name == "time" else "left")
+        number = name in ("status", "time")
+        table.add_column(name, justify="right" if name == "time" else "left",
+                         no_wrap=number, overflow="fold")
     for c in results.checks:
         style = STATUS_STYLE.get(c.status, "white")
-        row = [c.check, c.protocol or "", c.model or "", f"[{style}]{c.status}[/{style}]",
-               f"{c.duration_s * 1000:.0f} ms", c.message]
+        # what the server or the config said is text, never rich markup
+        row: list[str | Text] = [
+            Text(c.check), Text(c.protocol or ""), Text(c.model or ""),
+            Text(c.status, style=style), f"{c.duration_s * 1000:.0f} ms", Text(c.message)]
         table.add_row(*([str(c.task)] if many else []), *row)
     return table
 
@@ -40,64 +55,80 @@ def _num(value: float | None, digits: int = 2) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}f}"
 
 
-def load_table(points: list[LoadPoint], title: str | None = "load") -> Table:
+#: Load-table columns shown unless ``wide`` (the others: p90, p95, max).
+LOAD_MAIN_PERCENTILES = ("p50", "p99")
+#: How the load column is headed when every point has the same mode.
+LOAD_HEADERS = {"concurrency": "concurrency", "request_rate": "req/s asked"}
+
+
+def load_table(points: list[LoadPoint], title: str | None = "load", *,
+               wide: bool = False) -> Table:
     """One row per load point: throughput, latency percentiles, errors, stability.
+
+    A column whose value is the same on every row (the protocol, the mode) is named in
+    the title instead; p90, p95 and max are shown when ``wide``.
 
     Example::
 
         >>> Console().print(load_table(res.load_points()))
     """
     many = len({p.task for p in points}) > 1
+    protocols = {p.protocol or "" for p in points}
+    modes = {p.mode for p in points}
+    same = [x for x in (next(iter(protocols)) if len(protocols) == 1 else "",
+                        next(iter(modes)).replace("_", " ") if len(modes) == 1 else "") if x]
+    if title is not None and same:
+        title = f"{title} ({', '.join(same)})"
     table = Table(title=title)
     if many:
-        table.add_column("task", justify="right")
-    for name in ("model", "protocol", "mode", "load", "req/s",
-                 *(f"{p} ms" for p in PERCENTILES), "errors", "stable"):
-        table.add_column(name, justify="left" if name in ("model", "protocol", "mode")
-                         else "right")
+        table.add_column("task", justify="right", no_wrap=True)
+    table.add_column("model", overflow="fold")
+    if wide or len(protocols) > 1:
+        table.add_column("protocol", no_wrap=True)
+    if wide or len(modes) > 1:
+        table.add_column("mode", no_wrap=True)
+    level_header = LOAD_HEADERS.get(next(iter(modes)), "load") if len(modes) == 1 else "load"
+    percentiles = PERCENTILES if wide else [n for n in PERCENTILES
+                                            if n in LOAD_MAIN_PERCENTILES]
+    for name in (level_header, "req/s", *(f"{n} ms" for n in percentiles), "errors",
+                 "stable"):
+        table.add_column(name, justify="right", no_wrap=True)
     for p in points:
         errors = f"[red]{p.errors}[/red]" if p.errors else "0"
         stable = "–" if p.stable is None else ("yes" if p.stable else "[yellow]no[/yellow]")
-        row = [p.model, p.protocol or "", p.mode.replace("_", " "), f"{p.load:g}",
-               _num(p.throughput_rps, 1), *(_num(p.latency(n)) for n in PERCENTILES),
-               errors, stable]
+        row: list[str | Text] = [Text(p.model)]
+        if wide or len(protocols) > 1:
+            row.append(p.protocol or "")
+        if wide or len(modes) > 1:
+            row.append(p.mode.replace("_", " "))
+        row += [fmt_level(p.load), _num(p.throughput_rps, 1),
+                *(_num(p.latency(n)) for n in percentiles), errors, stable]
         table.add_row(*([str(p.task)] if many else []), *row)
     return table
 
 
-def summary_line(results: Results) -> str:
-    """The verdict in one line.
-
-    Example::
-
-        >>> summary_line(res)
-        'OK: 14 passed, 0 failed, 0 errors, 1 skipped'
-    """
-    counts = results.counts()
-    line = (f"{results.verdict}: {counts['pass']} passed, {counts['fail']} failed, "
-            f"{counts['error']} errors, {counts['skip']} skipped")
-    if results.missing_tasks:
-        line += f"; tasks without results: {results.missing_tasks}"
-    interrupted = [t.task for t in results.tasks if t.interrupted]
-    if interrupted:
-        line += f"; interrupted tasks: {interrupted}"
-    return line
-
-
-def print_results(results: Results, console: Console | None = None) -> None:
-    """The results table, the load table when the load check ran, and the verdict.
+def print_results(results: Results, console: Console | None = None, *,
+                  wide: bool = False) -> None:
+    """The capacity sentences of capacity searches (first), the results table, the load
+    table when the load check ran, and the verdict;
+    every column of the load table when ``wide``. Tables that do not fit the console's
+    width are printed as vertical lists (:mod:`hpctriton.report.fit`).
 
     Example::
 
         >>> print_results(open_run().results())
     """
     console = console or Console()
+    for line in capacity_lines(results):  # the answer first: capacity under an objective
+        console.print(line, style="bold", markup=False, highlight=False)
     if results.checks:
-        console.print(results_table(results))
+        console.print(fitted(results_table(results), console))
     points = results.load_points()
     if points:
-        console.print(load_table(points))
-    console.print(summary_line(results))
+        console.print(fitted(load_table(points, wide=wide), console))
+    for line in problem_lines(results):
+        console.print(line, style="red", markup=False, highlight=False)
+    console.print(summary_line(results), markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------ comparisons
@@ -106,52 +137,119 @@ def print_results(results: Results, console: Console | None = None) -> None:
 JUDGEMENT_STYLE = {"better": "green", "worse": "red", "same": "dim"}
 
 
-def compared_runs_table(comparison: Comparison) -> Table:
-    """One row per run: label, run id, verdict and counts."""
+def short_labels(comparison: Comparison) -> list[str]:
+    """Column headings for the runs: their labels when every one is short, else ``A``,
+    ``B``, … (the runs table says which run each letter is)."""
+    labels = comparison.labels
+    if all(len(label) <= SHORT_LABEL for label in labels):
+        return list(labels)
+    return [chr(ord("A") + i) if i < 26 else f"#{i + 1}" for i in range(len(labels))]
+
+
+#: The longest run label used as a column heading as it is.
+SHORT_LABEL = 12
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    parts = [f"{counts[k]} {k}" for k in ("pass", "fail", "error", "skip") if counts[k]]
+    return ", ".join(parts) or "no checks"
+
+
+def compared_runs_table(comparison: Comparison, *, wide: bool = False) -> Table:
+    """One row per run: its heading in the other tables, label, run id, verdict and
+    counts (one column per status when ``wide``)."""
     table = Table(title="runs compared (the first is the baseline)")
-    for name in ("run", "run id", "verdict", "tasks", "pass", "fail", "error", "skip"):
-        table.add_column(name, justify="right" if name in ("tasks", "pass", "fail",
-                                                           "error", "skip") else "left")
-    for s in comparison.sources:
+    keys = short_labels(comparison)
+    lettered = keys != comparison.labels
+    if lettered:
+        table.add_column("", no_wrap=True)
+    table.add_column("run", overflow="fold")
+    with_ids = any(s.label != s.results.run_id for s in comparison.sources)
+    if with_ids:
+        table.add_column("run id", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("tasks", justify="right", no_wrap=True)
+    statuses = ("pass", "fail", "error", "skip")
+    if wide:
+        for name in statuses:
+            table.add_column(name, justify="right", no_wrap=True)
+    else:
+        table.add_column("checks", overflow="fold")
+    for key, s in zip(keys, comparison.sources, strict=True):
         text = s.results.verdict
         style = {"OK": "green", "FAILED": "red"}.get(text, "yellow")
         counts = s.results.counts()
-        table.add_row(s.label, s.results.run_id, f"[{style}]{text}[/{style}]",
-                      str(len(s.results.tasks)), *(str(counts[k]) for k in
-                                                   ("pass", "fail", "error", "skip")))
+        cells: list[str | Text] = [key] if lettered else []
+        cells.append(Text(s.label))
+        if with_ids:
+            cells.append(Text(s.results.run_id))
+        cells += [f"[{style}]{text}[/{style}]", str(len(s.results.tasks))]
+        cells += [str(counts[k]) for k in statuses] if wide else [_counts_text(counts)]
+        table.add_row(*cells)
     return table
 
 
-def comparison_table(comparison: Comparison, *, all_metrics: bool = False) -> Table:
-    """The numbers: one column per run, then the difference of each run from the
-    baseline, green when better and red when worse. Load rows show throughput, p50, p99
-    and errors unless ``all_metrics``.
+def _change_text(row: MetricRow, i: int) -> str:
+    """Run ``i`` against the baseline in a few characters: ``+55.8%``; ``=`` when equal;
+    the signed difference where the baseline is zero; empty when either lacks it."""
+    d, rel = row.diff(i), row.relative(i)
+    if d is None:
+        return ""
+    if d == 0:
+        return "="
+    return f"{rel:+.1f}%" if rel is not None else diff_text(row, i)
+
+
+def comparison_table(comparison: Comparison, *, all_metrics: bool = False,
+                     wide: bool = False) -> Table:
+    """The numbers: one column per run, each later run's value with its change from the
+    baseline (green when better, red when worse), under a row naming what they are
+    about. ``wide``: the difference of each run in columns of its own, with units, and
+    what and where in columns too. Load rows show throughput, p50, p99 and errors
+    unless ``all_metrics``.
 
     Example::
 
         >>> Console().print(comparison_table(compare_runs(["runs/a", "runs/b"])))
     """
-    labels = comparison.labels
-    table = Table(title=f"differences from {comparison.baseline}")
-    table.add_column("what", overflow="fold")
-    table.add_column("at", no_wrap=True)
-    table.add_column("metric", no_wrap=True)
+    labels = short_labels(comparison)
+    table = Table(title=f"differences from {labels[0]}"
+                  + (f" ({comparison.baseline})" if labels[0] != comparison.baseline else ""))
+    rows = shown_rows(comparison, all_metrics)
+    if wide:
+        table.add_column("what", overflow="fold")
+        table.add_column("at", overflow="fold")
+        table.add_column("metric", overflow="fold")
+    else:
+        table.add_column("", overflow="fold")
     for label in labels:
         table.add_column(label, justify="right", no_wrap=True)
-    for label in labels[1:]:
-        table.add_column(f"Δ {label}", justify="right", no_wrap=True)
-    rows = shown_rows(comparison, all_metrics)
+    if wide:
+        for label in labels[1:]:
+            table.add_column(f"Δ {label}", justify="right", no_wrap=True)
+
+    def styled(text: str, row: MetricRow, i: int) -> str:
+        style = JUDGEMENT_STYLE.get(row.judgement(i) or "", "")
+        return f"[{style}]{text}[/{style}]" if style and text else text
+
     for k, row in enumerate(rows):
         first = k == 0 or rows[k - 1].group != row.group
         last = k + 1 == len(rows) or rows[k + 1].group != row.group
-        deltas = []
+        values = [value_text(v, row) for v in row.values]
+        if wide:
+            deltas = [styled(diff_text(row, i), row, i) for i in range(1, len(labels))]
+            table.add_row(Text(f"{row.section}: {row.item}") if first else "",
+                          (row.level or "") if first else "", row.metric,
+                          *values, *deltas, end_section=last)
+            continue
+        if first:
+            table.add_row(Text(f"{row.section}: {row.subject}", style="bold"),
+                          *("" for _ in labels))
+        cells = [values[0]]
         for i in range(1, len(labels)):
-            text = diff_text(row, i)
-            style = JUDGEMENT_STYLE.get(row.judgement(i) or "", "")
-            deltas.append(f"[{style}]{text}[/{style}]" if style else text)
-        table.add_row(f"{row.section}: {row.item}" if first else "",
-                      (row.level or "") if first else "", row.metric,
-                      *(value_text(v, row) for v in row.values), *deltas, end_section=last)
+            change = _change_text(row, i)
+            cells.append(styled(f"{values[i]} ({change})" if change else values[i], row, i))
+        table.add_row(f"  {row.metric}", *cells, end_section=last)
     return table
 
 
@@ -161,34 +259,37 @@ def status_changes_table(comparison: Comparison) -> Table | None:
     if not changed:
         return None
     table = Table(title="check results that differ")
-    table.add_column("result")
-    for label in comparison.labels:
-        table.add_column(label)
+    table.add_column("result", overflow="fold")
+    for label in short_labels(comparison):
+        table.add_column(label, no_wrap=True)
     for r in changed:
         cells = []
         for status in r.statuses:
             style = STATUS_STYLE.get(status or "", "dim")
             cells.append(f"[{style}]{status or 'absent'}[/{style}]")
-        table.add_row(r.name, *cells)
+        table.add_row(Text(r.name), *cells)
     return table
 
 
 def print_comparison(comparison: Comparison, console: Console | None = None, *,
-                     all_metrics: bool = False) -> None:
-    """Print the runs, the numbers with their differences, and changed statuses.
+                     all_metrics: bool = False, wide: bool = False) -> None:
+    """Print the runs, the numbers with their differences, and changed statuses;
+    ``wide``: every column and every metric (:func:`comparison_table`). Tables that do
+    not fit the console's width are printed as vertical lists.
 
     Example::
 
         >>> print_comparison(compare_runs(["runs/a", "runs/b"]))
     """
     console = console or Console()
-    console.print(compared_runs_table(comparison))
+    console.print(fitted(compared_runs_table(comparison, wide=wide), console))
     if comparison.metrics:
-        console.print(comparison_table(comparison, all_metrics=all_metrics))
+        console.print(fitted(comparison_table(comparison, all_metrics=all_metrics or wide,
+                                              wide=wide), console))
     else:
         console.print("no numbers in common to compare")
     changed = status_changes_table(comparison)
     if changed is not None:
-        console.print(changed)
+        console.print(fitted(changed, console))
     same = sum(1 for r in comparison.statuses if not r.changed)
     console.print(f"{same} check result(s) with the same status in every run")

@@ -27,6 +27,7 @@ from hpctriton.results.load import LoadPoint
 from hpctriton.results.measures import Measure, measures, task_scopes
 from hpctriton.results.model import Results
 from hpctriton.results.source import RunInput, RunSource, resolve_source
+from hpctriton.results.streaming import stream_measures
 
 #: A relative change smaller than this (percent) counts as no change.
 SAME_PCT = 1.0
@@ -198,7 +199,7 @@ def _metric_rows(results: Sequence[Results]) -> list[MetricRow]:
     n = len(results)
     slots: dict[tuple[str, ...], list[Measure | None]] = {}
     for i, res in enumerate(results):
-        for m in measures(res):
+        for m in measures(res) + stream_measures(res):
             slot = slots.setdefault(m.key, [None] * n)
             if slot[i] is None:
                 slot[i] = m

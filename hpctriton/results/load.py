@@ -27,6 +27,7 @@ A model the check could not prepare gets an entry with a ``model`` and no ``mode
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from hpctriton.results.model import CheckResult, Results
     from hpctriton_probe.schema import LoadPointDetails
 
+log = logging.getLogger("hpctriton.results.load")
 #: Latency percentiles drawn and tabulated, in this order.
 PERCENTILES: tuple[str, ...] = ("p50", "p90", "p95", "p99", "max")
 
@@ -95,11 +97,23 @@ def point_of_entry(entry: CheckResult) -> LoadPoint | None:
     details = entry.details
     if entry.check != "load" or entry.model is None or not _is_point(details):
         return None
+    try:
+        return _point(entry, details)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # a damaged results.json: the point is left out of figures, never a traceback
+        log.warning("task %s: a load entry of model %s is damaged (%s: %s): left out",
+                    entry.task, entry.model, type(exc).__name__, exc)
+        return None
+
+
+def _point(entry: CheckResult, details: LoadPointDetails) -> LoadPoint:
     mode = details["mode"]
+    if mode not in ("concurrency", "request_rate"):
+        raise ValueError(f"unknown mode {mode!r}")
     level = details["request_rate"] if mode == "request_rate" else details["concurrency"]
     throughput = details["throughput_rps"]
     errors = details["errors"]
-    return LoadPoint(task=entry.task, model=entry.model, protocol=entry.protocol, mode=mode,
+    return LoadPoint(task=entry.task, model=str(entry.model), protocol=entry.protocol, mode=mode,
                      load=float(level),
                      throughput_rps=None if throughput is None else float(throughput),
                      latency_ms={name: float(value)  # null: nothing was answered

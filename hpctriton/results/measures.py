@@ -143,7 +143,8 @@ def measures(results: Results) -> list[Measure]:
                     out.append(Measure("infer", scope, c.model, c.protocol, None,
                                        "latency", "ms", value))
             elif c.check == "keepalive" and c.status == "pass":
-                lat = [v for v in (d.get("latencies_ms") or []) if _num(v) is not None]
+                found = d.get("latencies_ms")
+                lat = [v for v in found if _num(v) is not None] if isinstance(found, list) else []
                 if lat:
                     out.append(Measure("keepalive", scope, None, c.protocol, None,
                                        "mean", "ms", sum(lat) / len(lat)))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from hpctriton.results.load import LoadPoint, load_points
 from hpctriton.runs.merge import MERGED_JSON
+from hpctriton.runs.states import exit_meaning
 
 if TYPE_CHECKING:
     from pandas import DataFrame
@@ -135,12 +136,18 @@ def _with_merged_load(data: ResultsDocument, merged_path: Path) -> ResultsDocume
     replace those per-rank ones (the setup entry, with no model, stays)."""
     if not merged_path.is_file() or not data:
         return data
-    merged = _read_json(merged_path)
-    if int(merged.get("ranks") or 1) <= 1 or not merged.get("entries"):
+    merged, problem = _read_json(merged_path)
+    if problem is not None or not isinstance(merged, dict):
+        return data
+    entries, bad = _valid_entries(merged.get("entries"))
+    ranks = merged.get("ranks")
+    if not isinstance(ranks, int) or ranks <= 1 or not entries or bad:
         return data
     kept = [c for c in data["checks"] if not (c["check"] == "load" and c["model"] is not None)]
-    entries: list[ResultEntry] = merged["entries"]
-    return {**data, "checks": kept + entries}
+    # a capacity search's answers were decided in the job over every rank: kept as they are
+    capacity = [c for c in data["checks"] if c["check"] == "load" and c["model"] is not None
+                and "capacity" in c["details"]]
+    return {**data, "checks": kept + entries + capacity}
 
 
 @dataclass
@@ -156,6 +163,8 @@ class TaskResults:
     state: StateFile | None = None
     #: The task's sweep point (run.json ``points``; else the probe's ``run.point``).
     point: dict[str, Any] | None = None
+    #: What was wrong with its files (an empty or damaged ``results.json``/``state.json``).
+    read_problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.point is None:
@@ -210,11 +219,52 @@ class TaskResults:
         return point_label(self.point)
 
     @property
+    def never_ran(self) -> list[str]:
+        """Checks the task planned (``run.checks_planned``) that left no entry at all."""
+        planned = self.run_info.get("checks_planned") or []
+        ran = {c["check"] for c in self.data.get("checks", [])}
+        return [c for c in planned if isinstance(c, str) and c not in ran]
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the task's results cannot be taken at their word, beyond its checks: damaged
+        files, a job that crashed (exit code, signal), an interruption, checks that never
+        ran. Empty for a task that ended normally.
+
+        Example::
+
+            >>> res.task(0).problems
+            ['the job crashed: exit code 137 (killed by signal 9, SIGKILL)',
+             'checks that never ran: metadata, load']
+        """
+        found = list(self.read_problems)
+        code = self.exit_code
+        if code is not None and code not in (0, 1):
+            what = exit_meaning(code)
+            crashed = what is None or what.startswith("killed") or code == 70
+            found.append(("the job crashed: " if crashed else "the job failed: ")
+                         + f"exit code {code}" + (f" ({what})" if what else ""))
+        if self.state is not None and self.state.get("phase") == "running":
+            found.append("the job never wrote its final state (killed, or its node failed?)")
+        if self.interrupted:
+            by = self.run_info.get("interrupted_by")
+            found.append("interrupted" + (f" by {by}" if by else ""))
+        if self.has_results and self.never_ran:
+            found.append("checks that never ran: " + ", ".join(self.never_ran))
+        if not self.has_results and self.state is not None and not self.read_problems:
+            found.append("no results.json: the job ended"
+                         + (f" (exit code {code})" if code is not None else "")
+                         + " before the probe wrote one")
+        return found
+
+    @property
     def ok(self) -> bool:
-        """Checks ran, none failed or errored, the probe was not interrupted, and the
-        job (when its ``state.json`` says) ended with 0."""
+        """Checks ran, none failed or errored, the probe was not interrupted, every planned
+        check ran, the files were whole, and the job (when its ``state.json`` says) ended
+        with 0."""
         return (bool(self.checks) and all(c.ok for c in self.checks)
-                and not self.interrupted and self.exit_code in (0, None))
+                and not self.interrupted and self.exit_code in (0, None)
+                and not self.problems)
 
 
 @dataclass
@@ -253,14 +303,19 @@ class Results:
                 state_path = folder / "state.json"
                 if not path.is_file() and not state_path.is_file():
                     continue
-                data: ResultsDocument = (_read_json(path) if path.is_file()
-                                         else cast("ResultsDocument", {}))
+                problems: list[str] = []
+                data = cast("ResultsDocument", {})
+                if path.is_file():
+                    data, problem = read_results_document(path)
+                    problems += [problem] if problem else []
                 data = _with_merged_load(data, folder / MERGED_JSON)
-                state: StateFile | None = (_read_json(state_path) if state_path.is_file()
-                                           else None)
+                state: StateFile | None = None
+                if state_path.is_file():
+                    state, problem = read_state_file(state_path)
+                    problems += [problem] if problem else []
                 task = int(folder.name)
                 point = points[task] if points is not None and task < len(points) else None
-                tasks.append(TaskResults(task, data, state, point))
+                tasks.append(TaskResults(task, data, state, point, problems))
         return cls(tasks, run_id, expected_tasks)
 
     @classmethod
@@ -273,10 +328,12 @@ class Results:
             >>> Results.from_run_dir("hpctriton-runs/20261121-224033-asgc-slurm-1a2b").ok
             True
         """
+        from hpctriton.runs.record import RunRecord
+
         folder = Path(run_dir)
-        record = _read_json(folder / "run.json")
-        return cls.from_dir(folder / "results", str(record.get("run_id", folder.name)),
-                            points=record.get("points"), expected_tasks=record.get("n_tasks"))
+        record = RunRecord.load(folder)  # checked: a damaged run.json names its field
+        return cls.from_dir(folder / "results", record.run_id, points=record.points,
+                            expected_tasks=record.n_tasks)
 
     @classmethod
     def from_data(cls: type[ResultsT], data: ResultsDocument, task: int = 0) -> ResultsT:
@@ -287,7 +344,9 @@ class Results:
             >>> Results.from_data(json.load(open("results/0/results.json"))).ok
             True
         """
-        return cls([TaskResults(task, data)], data["run"]["run_id"])
+        run = data.get("run") if isinstance(data, dict) else None
+        run_id = run.get("run_id") if isinstance(run, dict) else None
+        return cls([TaskResults(task, data)], run_id if isinstance(run_id, str) else "")
 
     # ------------------------------------------------------------ access
 
@@ -463,8 +522,83 @@ class Results:
         return pandas.DataFrame(rows, columns=[*LOAD_DATAFRAME_COLUMNS, *keys])
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """A JSON file's value, or the problem with it (never an exception)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"{path.name} cannot be read: {exc}"
+    if not text.strip():
+        return None, f"{path.name} is empty (a full disk on the cluster?)"
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        return None, f"{path.name} is damaged (not JSON: {exc})"
+
+
+#: Types of the fields of ``run`` that readers use; a field of another type is dropped.
+_RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "task": (int,), "hostname": (str,), "job_id": (str, type(None)),
+    "array_job_id": (str, type(None)), "array_task_id": (str, type(None)),
+    "started_at": (str,), "ended_at": (str, type(None)), "interrupted": (bool,),
+    "versions": (dict,), "server": (dict,), "models": (list,), "checks_planned": (list,),
+    "point": (dict,), "duration_s": (int, float), "interrupted_by": (str,)}
+#: Fields every results entry has, and their types.
+_ENTRY_FIELDS: dict[str, tuple[type, ...]] = {
+    "check": (str,), "status": (str,), "message": (str,), "duration_s": (int, float),
+    "protocol": (str, type(None)), "model": (str, type(None)), "details": (dict,)}
+
+
+def _valid_entries(value: Any) -> tuple[list[ResultEntry], int]:
+    """The well-formed result entries of a list, and how many were not."""
+    if not isinstance(value, list):
+        return [], 0 if value is None else 1
+    good = [e for e in value if isinstance(e, dict) and all(
+        k in e and isinstance(e[k], types) for k, types in _ENTRY_FIELDS.items())]
+    return cast("list[ResultEntry]", good), len(value) - len(good)
+
+
+def read_results_document(path: Path) -> tuple[ResultsDocument, str | None]:
+    """A task's ``results.json``, checked: (document, problem). A damaged file gives an
+    empty document and says why; malformed entries are dropped and counted.
+
+    Example::
+
+        >>> read_results_document(Path("results/0/results.json"))[1] is None
+        True
+    """
+    data, problem = _read_json(path)
+    empty = cast("ResultsDocument", {})
+    if problem is not None:
+        return empty, problem
+    if not isinstance(data, dict) or not isinstance(data.get("run", {}), dict):
+        return empty, f"{path.name} is damaged: not a results document"
+    entries, bad = _valid_entries(data.get("checks"))
+    run = dict(data.get("run", {}))
+    wrong = sorted(k for k, types in _RUN_FIELDS.items()
+                   if k in run and not isinstance(run[k], types))
+    for key in wrong:
+        del run[key]
+    doc = cast("ResultsDocument", {**data, "checks": entries, "run": run})
+    problems = [f"{bad} malformed result entr" + ("ies" if bad > 1 else "y") + " left out"
+                ] if bad else []
+    problems += [f"run.{k} is malformed and was left out" for k in wrong]
+    if problems:
+        return doc, f"{path.name} is damaged: " + "; ".join(problems)
+    return doc, None
+
+
+def read_state_file(path: Path) -> tuple[StateFile | None, str | None]:
+    """A task's ``state.json``, checked: (state, problem)."""
+    data, problem = _read_json(path)
+    if problem is not None:
+        return None, problem
+    if not isinstance(data, dict) or data.get("phase") not in ("running", "finished"):
+        return None, f"{path.name} is damaged: not a job state"
+    code = data.get("exit_code")
+    if code is not None and not isinstance(code, int):
+        return None, f"{path.name} is damaged: exit_code {code!r} is not a number"
+    return cast("StateFile", data), None
 
 
 def _cell(value: Any) -> Any:

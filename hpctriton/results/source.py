@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctriton.errors import RunNotFound
-from hpctriton.results.model import Results
+from hpctriton.results.model import Results, TaskResults, read_results_document
 
 #: Anything results can be read from (see :func:`resolve_source`).
 RunInput = Any
@@ -50,11 +50,13 @@ def resolve_source(source: RunInput, label: str | None = None) -> RunSource:
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if (path / "run.json").is_file():
+            res = Results.from_run_dir(path)  # checks run.json (a damaged one names its field)
             info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-            res = Results.from_run_dir(path)
             return RunSource(res, label or res.run_id or path.name, info, path)
         if path.is_file():
-            res = Results.from_data(json.loads(path.read_text(encoding="utf-8")))
+            doc, problem = read_results_document(path)
+            res = Results([TaskResults(0, doc, read_problems=[problem] if problem else [])],
+                          str(doc.get("run", {}).get("run_id", "")))
             return RunSource(res, label or res.run_id or path.name, {}, path)
         if path.is_dir():
             res = Results.from_dir(path, path.parent.name if path.name == "results" else "")

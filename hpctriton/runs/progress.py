@@ -11,11 +11,54 @@ from __future__ import annotations
 import contextlib
 import html
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from hpctriton.runs.watch import RunStatus
+from hpctriton.schedulers import JobState
 
 Update = Callable[[RunStatus], None]
+
+
+def task_ranges(tasks: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2, 5``."""
+    runs: list[list[int]] = []
+    for task in sorted(tasks):
+        if runs and task == runs[-1][-1] + 1:
+            runs[-1].append(task)
+        else:
+            runs.append([task])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+@dataclass
+class PendingReasons:
+    """An ``on_change`` callback that says, one line each time it changes, why tasks are
+    still pending (the scheduler's reason: ``Priority``, ``BeginTime``,
+    ``PartitionDown``…), so a wait whose output is not a terminal is not silent.
+
+    Example::
+
+        >>> run.wait(on_change=PendingReasons(lambda line: print(line, file=sys.stderr)))
+        tasks 0-19 pending: Priority
+    """
+
+    write: Callable[[str], None]
+    _shown: dict[int, str] = field(default_factory=dict)
+
+    def __call__(self, status: RunStatus) -> None:
+        changed: dict[str, list[int]] = {}
+        for task, st in status.tasks.items():
+            if st.state != JobState.PENDING or not st.reason:
+                self._shown.pop(task, None)
+                continue
+            reason = st.reason
+            if self._shown.get(task) != reason:
+                self._shown[task] = reason
+                changed.setdefault(reason, []).append(task)
+        for reason, tasks in changed.items():
+            self.write(f"task{'s' if len(tasks) > 1 else ''} {task_ranges(tasks)} pending: "
+                       f"{reason}")
 
 
 def _in_notebook() -> bool:
@@ -69,10 +112,13 @@ def _terminal_bar(run_id: str, n_tasks: int) -> Iterator[Update]:
                TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
     with Progress(*columns, console=Console(file=sys.stderr), transient=False) as progress:
         bar = progress.add_task(run_id, total=n_tasks, counts="")
+        reasons = PendingReasons(
+            lambda line: progress.console.print(line, markup=False, highlight=False))
 
         def update(status: RunStatus) -> None:
             done, counts = _summary(status)
             progress.update(bar, completed=done, counts=counts)
+            reasons(status)
 
         yield update
 

@@ -12,26 +12,93 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hpctriton.config import ClusterConfig, Config, config_from_data
 from hpctriton.errors import ConfigError, RunNotFound
 from hpctriton.schedulers import JobRef, names
 
 log = logging.getLogger("hpctriton.runs.record")
+T = TypeVar("T")
 RUN_SCHEMA_VERSION = 1
 DEFAULT_RUNS_DIR = "hpctriton-runs"
+#: The most tasks a run record may have (10,000-point sweeps fit many times over); a
+#: damaged ``n_tasks`` must not make every command loop for minutes.
+MAX_TASKS = 100_000
+#: Modes of a run folder and of the records in it (they copy the config).
+RECORD_DIR_MODE = 0o700
+RECORD_FILE_MODE = 0o600
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` by temp file + rename: readers never see half a file."""
+class DamagedRecord(RunNotFound):
+    """A run record that cannot be used as it is: names the file and the field."""
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    job_id: str = Field(min_length=1)
+    tasks: list[Annotated[int, Field(ge=0, lt=MAX_TASKS)]]
+    offset: int = 0
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class _RunJson(BaseModel):
+    """``run.json`` as it must be: checked on load, so a damaged record gives one clear
+    message (file and field) rather than a traceback or a loop over a huge ``n_tasks``."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    run_id: str = Field(min_length=1)
+    backend: str = Field(min_length=1)
+    cluster: str | None = None
+    host: str
+    remote_dir: str
+    n_tasks: int = Field(ge=1, le=MAX_TASKS)
+    points: list[dict[str, Any]]
+    created_at: str
+    submitted_at: str | None = None
+    jobs: list[_Job] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    schema_version: int = RUN_SCHEMA_VERSION
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _RunJson:
+        if len(self.points) != self.n_tasks:
+            raise ValueError(f"points has {len(self.points)} entries for {self.n_tasks} "
+                             "task(s) (n_tasks)")
+        for i, job in enumerate(self.jobs):
+            outside = [t for t in job.tasks if t >= self.n_tasks]
+            if outside:
+                raise ValueError(f"jobs.{i}.tasks names task {outside[0]}, but the run has "
+                                 f"tasks 0..{self.n_tasks - 1}")
+        return self
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    return (f"{where}: {message}" if where else message) + (
+        f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def atomic_write(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` by temp file + rename: readers never see half a file.
+
+    The file gets ``mode`` (0600 by default: run records copy the config, which may hold
+    header values and ``env``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -76,11 +143,27 @@ class RunRecord:
         return self.path / "bundle"
 
     def config(self) -> Config:
-        """The config as submitted (``config.yaml`` of the record)."""
+        """The config as submitted (``config.yaml`` of the record).
+
+        A missing or damaged file raises :class:`DamagedRecord` naming it."""
         if self._config is None:
-            data = yaml.safe_load((self.path / "config.yaml").read_text(encoding="utf-8"))
+            path = self.path / "config.yaml"
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise DamagedRecord(f"{path} is missing: the run record is incomplete") from None
+            except (OSError, ValueError, yaml.YAMLError) as exc:
+                raise DamagedRecord(f"{path} cannot be read: {str(exc).splitlines()[0]}"
+                                    ) from None
+            if not isinstance(data, dict):
+                raise DamagedRecord(f"{path} is damaged: not a mapping of config fields")
             base = data.pop("_base_dir", str(self.path))
-            self._config = config_from_data(_own_options_only(data), base_dir=base)
+            try:
+                self._config = config_from_data(_own_options_only(data),
+                                                base_dir=base if isinstance(base, str)
+                                                else str(self.path))
+            except ConfigError as exc:
+                raise DamagedRecord(f"{path} is damaged: {exc}") from None
         return self._config
 
     def cluster_config(self) -> ClusterConfig:
@@ -95,7 +178,9 @@ class RunRecord:
         data = {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name not in ("path", "_config")}
         data["jobs"] = [asdict(job) for job in self.jobs]
-        atomic_write(self.path / "run.json", json.dumps(data, indent=2) + "\n")
+        make_run_folder(self.path)
+        atomic_write(self.path / "run.json", json.dumps(data, indent=2) + "\n",
+                     mode=RECORD_FILE_MODE)
 
     def add_event(self, kind: str, **details: Any) -> None:
         self.events.append({"at": now_iso(), "event": kind, **details})
@@ -109,18 +194,24 @@ class RunRecord:
 
     @classmethod
     def load(cls, folder: Path) -> RunRecord:
+        """Read and check ``run.json`` (:class:`DamagedRecord`, exit 2, names the file
+        and the field when it cannot be used)."""
         path = folder / "run.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunNotFound(f"{folder} holds no run record (run.json)") from None
         except (OSError, ValueError) as exc:
-            raise RunNotFound(f"cannot read {path}: {exc}") from None
+            raise DamagedRecord(f"{path} cannot be read: {exc}") from None
+        if not isinstance(data, dict):
+            raise DamagedRecord(f"{path} is damaged: not a JSON object")
         try:
-            data["jobs"] = [JobRef(**j) for j in data.get("jobs", [])]
-            record = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (TypeError, AttributeError) as exc:
-            raise RunNotFound(f"{path} is not a valid run record: {exc}") from None
+            checked = _RunJson.model_validate(data)
+        except ValidationError as exc:
+            raise DamagedRecord(f"{path} is damaged: {_first_error(exc)}") from None
+        values = checked.model_dump()
+        values["jobs"] = [JobRef(**j) for j in values["jobs"]]
+        record = cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
         record.path = folder
         return record
 
@@ -141,7 +232,17 @@ def save_config(record: RunRecord, config: Config) -> None:
     """Keep the config as submitted beside the record (later commands use it)."""
     data = config.to_data()
     data["_base_dir"] = str(config.base_dir)
-    atomic_write(record.path / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    make_run_folder(record.path)
+    atomic_write(record.path / "config.yaml", yaml.safe_dump(data, sort_keys=False),
+                 mode=RECORD_FILE_MODE)
+
+
+def make_run_folder(folder: Path) -> None:
+    """Create a run folder private to its owner (0700): its records copy the config."""
+    if not folder.is_dir():
+        folder.mkdir(mode=RECORD_DIR_MODE, parents=True)
+    if folder.stat().st_mode & 0o777 != RECORD_DIR_MODE:
+        folder.chmod(RECORD_DIR_MODE)
 
 
 # -------------------------------------------------------------------- lookup
@@ -194,19 +295,31 @@ def find_run(root: Path, ref: str | None = None) -> RunRecord:
     """A run by id, unique id prefix, or folder path; the newest when ``ref`` is None."""
     if ref is not None and (Path(ref) / "run.json").is_file():
         return RunRecord.load(Path(ref))
+    if ref is not None and ref not in (".", "..") and "/" not in ref \
+            and (root / ref / "run.json").is_file():
+        return RunRecord.load(root / ref)  # by its id: a damaged record says what is wrong
     runs = list_runs(root)
     if not runs:
         raise RunNotFound(f"no runs in {root} (submit one, or point --runs-dir / -c at "
                           "the config whose runs_dir holds them)")
     if ref is None:
         return runs[0]
-    exact = [r for r in runs if r.run_id == ref]
+    return by_name(ref, runs, lambda r: r.run_id, "runs",
+                   f"no run {ref!r} in {root}; `hpctriton runs` lists them")
+
+
+def by_name(ref: str, items: Sequence[T], name: Callable[[T], str], what: str,
+            missing: str) -> T:
+    """The item called ``ref``, else the one item whose name starts with it: how a run
+    or a schedule is named on the command line. Several or none raise
+    :class:`RunNotFound` (``missing`` is the message for none)."""
+    exact = [item for item in items if name(item) == ref]
     if exact:
         return exact[0]
-    matches = [r for r in runs if r.run_id.startswith(ref)]
+    matches = [item for item in items if name(item).startswith(ref)]
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise RunNotFound(f"{ref!r} matches several runs: "
-                          + ", ".join(r.run_id for r in matches[:5]))
-    raise RunNotFound(f"no run {ref!r} in {root}; `hpctriton runs` lists them")
+        raise RunNotFound(f"{ref!r} matches several {what}: "
+                          + ", ".join(name(m) for m in matches[:5]))
+    raise RunNotFound(missing)

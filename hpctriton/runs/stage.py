@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +16,9 @@ EXISTS = 17
 
 
 def stage_bundle(transport: Transport, bundle_dir: Path, remote_dir: str) -> None:
-    """Create the remote folder (refusing to reuse one) and copy the bundle over."""
+    """Create the remote folder (refusing to reuse one; private: umask 077) and copy
+    the bundle over (files 0600, folders 0700: see ``transport.put_files``). When the
+    copy fails (a full disk), the half-staged folder is removed."""
     script = templating.render("hpctriton.runs:stage.sh.j2", remote_dir=remote_dir,
                                results_dir=f"{remote_dir}/results", exists_code=EXISTS)
     result = transport.run_script(script)
@@ -28,7 +31,14 @@ def stage_bundle(transport: Transport, bundle_dir: Path, remote_dir: str) -> Non
                                    "(is the cluster's workdir writable?)")
     files = [(p, p.relative_to(bundle_dir).as_posix())
              for p in sorted(bundle_dir.rglob("*")) if p.is_file()]
-    transport.put_files(files, remote_dir)
+    try:
+        transport.put_files(files, remote_dir)
+    except RemoteError:
+        # nothing half-staged: the folder was made by this call (it refuses to reuse one)
+        cleanup = templating.render("hpctriton.runs:unstage.sh.j2", remote_dir=remote_dir)
+        with contextlib.suppress(RemoteError):
+            transport.run_script(cleanup)
+        raise
 
 
 def set_aside(transport: Transport, record: RunRecord, tasks: Sequence[int],

@@ -9,6 +9,7 @@ changes) to learn about jobs that never started, were cancelled or vanished.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 from hpctriton.errors import CommandError, RemoteError
 from hpctriton.runs.record import RunRecord
-from hpctriton.runs.states import TaskStatus, combine
+from hpctriton.runs.states import DAMAGED, TaskStatus, combine
 from hpctriton.schedulers import JobState, Scheduler, SchedulerInfo
 from hpctriton.shell import templates as templating
 from hpctriton.transport import Transport
@@ -54,8 +55,18 @@ def _parse_state(text: str) -> dict[str, object] | None:
     try:
         data = json.loads(text)
     except ValueError:
-        return None  # a file being replaced; the next look will see it whole
+        return None
     return data if isinstance(data, dict) else None
+
+
+def _state_or_damaged(text: str) -> dict[str, object]:
+    """A state file's line; one that is empty or not JSON is recorded as damaged (job.sh
+    replaces the file by rename, so a reader never sees half of one: a bad file is the
+    job's failed write, a full disk)."""
+    parsed = _parse_state(text)
+    if parsed is not None and parsed.get("phase") in ("running", "finished"):
+        return parsed
+    return {"phase": DAMAGED, "raw": text.strip()[:60]}
 
 
 def read_states(transport: Transport, record: RunRecord,
@@ -69,10 +80,9 @@ def read_states(transport: Transport, record: RunRecord,
     states: dict[int, dict[str, object]] = {}
     for line in result.stdout.splitlines():
         if line.startswith("@@STATE "):
-            _, task, text = line.split(" ", 2)
-            parsed = _parse_state(text)
-            if parsed is not None:
-                states[int(task)] = parsed
+            _, task, text = (line.split(" ", 2) + [""])[:3]
+            if task.isdigit():
+                states[int(task)] = _state_or_damaged(text)
     return states
 
 
@@ -119,11 +129,32 @@ def collected_states(record: RunRecord) -> dict[int, dict[str, object]]:
     states: dict[int, dict[str, object]] = {}
     for task in range(record.n_tasks):
         path = record.results_dir / str(task) / "state.json"
-        if path.is_file():
-            parsed = _parse_state(path.read_text(encoding="utf-8"))
-            if parsed is not None:
-                states[task] = parsed
+        if path.is_file() and not path.is_symlink():
+            states[task] = _state_or_damaged(path.read_text(encoding="utf-8", errors="replace"))
     return states
+
+
+def blocked_tasks(record: RunRecord) -> dict[int, str]:
+    """Tasks that failed for pending too long on a reason only an administrator can clear
+    (their jobs were cancelled; recorded in the run's events) -> why. A resubmission of
+    a task clears it."""
+    found: dict[int, str] = {}
+    for event in record.events:
+        kind, tasks = event.get("event"), event.get("tasks")
+        blocked = event.get("blocked")
+        if kind == "cancel" and isinstance(blocked, dict):
+            found.update({int(t): str(why) for t, why in blocked.items() if str(t).isdigit()})
+        elif kind == "resubmit" and isinstance(tasks, list):
+            for task in tasks:
+                found.pop(task, None)
+    return found
+
+
+def _with_blocked(status: TaskStatus, blocked: dict[int, str]) -> TaskStatus:
+    why = blocked.get(status.task)
+    if why is None or status.source == "state.json":
+        return status  # it did start after all: its own state file is the truth
+    return replace(status, state=JobState.FAILED, reason=why)
 
 
 def status(transport: Transport, scheduler: Scheduler[Any], record: RunRecord,
@@ -136,8 +167,23 @@ def status(transport: Transport, scheduler: Scheduler[Any], record: RunRecord,
     hints: dict[int, SchedulerInfo] = {}
     if ask_scheduler and open_tasks:
         hints = scheduler.poll(transport, record, open_tasks)
-    return RunStatus({t: combine(t, states.get(t), hints.get(t), state_expected=reachable)
+    blocked = blocked_tasks(record)
+    return RunStatus({t: _with_blocked(combine(t, states.get(t), hints.get(t),
+                                               state_expected=reachable), blocked)
                       for t in tasks})
+
+
+def seconds_since(iso: str | None) -> float | None:
+    """Seconds from an ISO 8601 time (run records write UTC) to now; None if unreadable."""
+    if not iso:
+        return None
+    try:
+        then = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=_dt.timezone.utc)
+    return (_dt.datetime.now(_dt.timezone.utc) - then).total_seconds()
 
 
 def _final_from_state(state: dict[str, object] | None) -> bool:
@@ -160,6 +206,9 @@ class Waiter:
     hint_interval_max_s: float = HINT_INTERVAL_MAX_S
     #: Unit tests shorten the remote slices; the default is the hint interval.
     slice_s: float | None = None
+    #: A task pending this long (since the submit) for a reason only an administrator
+    #: can clear (``Scheduler.blocked``) fails, and its job is cancelled. None: never.
+    max_pending_s: float | None = None
     scheduler_calls: int = 0
     _states: dict[int, dict[str, object]] = field(default_factory=dict)
     _hints: dict[int, SchedulerInfo] = field(default_factory=dict)
@@ -167,14 +216,19 @@ class Waiter:
     #: Consecutive hints in which a task had neither a state file nor a scheduler record.
     _absent: dict[int, int] = field(default_factory=dict)
     _poll_failures: int = 0
+    #: Tasks failed as blocked (from the record, and by this wait) -> why.
+    _blocked: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._blocked = blocked_tasks(self.record)
 
     @property
     def _reachable(self) -> bool:
         return self.scheduler.capabilities.state_files_reachable
 
     def _combined(self, task: int) -> TaskStatus:
-        status = combine(task, self._states.get(task), self._hints.get(task),
-                         state_expected=self._reachable)
+        status = _with_blocked(combine(task, self._states.get(task), self._hints.get(task),
+                                       state_expected=self._reachable), self._blocked)
         if status.state == JobState.UNKNOWN and self._absent.get(task, 0) >= VANISHED_AFTER:
             return replace(status, state=JobState.FAILED,
                            reason="vanished: no state file, and the scheduler no longer "
@@ -227,6 +281,43 @@ class Waiter:
         for task in open_tasks:
             absent = task not in hints and task not in self._states and bool(self.record.jobs)
             self._absent[task] = self._absent.get(task, 0) + 1 if absent else 0
+        self._give_up_blocked()
+
+    def _give_up_blocked(self) -> None:
+        """Fail (and cancel) tasks pending longer than ``max_pending_s`` for a reason
+        only an administrator can clear; say so in their status and on stderr."""
+        if self.max_pending_s is None:
+            return
+        waited = seconds_since(self.record.submitted_at or self.record.created_at)
+        if waited is None or waited < self.max_pending_s:
+            return
+        pending = {t: h for t, h in self._hints.items()
+                   if h.state == JobState.PENDING and t not in self._states
+                   and t not in self._blocked}
+        if not pending:
+            return
+        found = self.scheduler.blocked(self.transport, self.record, pending)
+        if not found:
+            return
+        tasks = sorted(found)
+        try:
+            self.scheduler.cancel(self.transport, self.record, tasks)
+            outcome = "its job was cancelled, so it will not run unattended later"
+        except (CommandError, RemoteError) as exc:
+            log.warning("cancelling the blocked tasks %s failed: %s", tasks,
+                        str(exc).splitlines()[0])
+            outcome = "cancelling its job failed: cancel it with `hpctriton cancel`"
+        whys = {t: f"pending for {waited:.0f} s (max_pending_s {self.max_pending_s:g}) "
+                   f"because {found[t]}, which needs an administrator; {outcome}"
+                for t in tasks}
+        self._blocked.update(whys)
+        self.record.add_event("cancel", tasks=tasks,
+                              blocked={str(t): why for t, why in whys.items()})
+        self.record.save()
+        for why in dict.fromkeys(whys.values()):
+            shown = [t for t in tasks if whys[t] == why]
+            log.warning("task%s %s failed: %s", "s" if len(shown) > 1 else "",
+                        ", ".join(map(str, shown)), why)
 
     def _watch_slice(self, slice_s: float) -> None:
         pending = [t for t in range(self.record.n_tasks)

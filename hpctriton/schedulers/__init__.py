@@ -7,6 +7,7 @@ What the rest of hpctriton uses: the :class:`Scheduler` interface and its vocabu
 
 from hpctriton.schedulers.base import (
     Capabilities,
+    ChainSpec,
     ClusterView,
     DoctorCheck,
     RenderContext,
@@ -19,6 +20,7 @@ from hpctriton.schedulers.registry import get_scheduler, names
 
 __all__ = [
     "Capabilities",
+    "ChainSpec",
     "ClusterView",
     "DoctorCheck",
     "JobRef",

@@ -40,7 +40,10 @@ one such folder, in a package of its own::
    (``run.remote_dir``) and returns the jobs it made; :meth:`Scheduler.poll` answers
    for *all* jobs of a run in one scheduler call; :meth:`Scheduler.cancel` cancels.
    Optional hooks: :meth:`Scheduler.prepare_collect`, :meth:`Scheduler.resubmit`,
-   :meth:`Scheduler.extra_result_files`, :meth:`Scheduler.doctor`.
+   :meth:`Scheduler.extra_result_files`, :meth:`Scheduler.doctor`,
+   :meth:`Scheduler.blocked` (pending reasons only an administrator can clear: the
+   run's ``max_pending_s`` then fails and cancels those tasks) and
+   :meth:`Scheduler.check_remote_dir`.
 6. **Entry point.** Register the class in the ``hpctriton.schedulers`` entry-point
    group; the name must equal the class's ``name``. A scheduler package imports only
    ``hpctriton.schedulers``, ``hpctriton.shell``, ``hpctriton.transport`` and
@@ -92,6 +95,9 @@ class Capabilities:
     #: On this machine (a cluster without ``host``) the bundle runs where it was
     #: rendered, not in a copy under the cluster's workdir.
     stage_in_place: bool = False
+    #: Recurring runs on the cluster itself (``hpctriton schedule``): a job chain, each
+    #: job submitting the next with a delayed start (:meth:`Scheduler.chain_script`).
+    job_chain: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,25 @@ class RunView(Protocol):
     def job_for_task(self, task: int) -> JobRef | None: ...
 
     def cluster_config(self) -> ClusterView: ...
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """A recurring schedule as its chain job script needs it (``hpctriton schedule``).
+
+    Each link ``N`` runs the bundle in ``<schedule_dir>/bundle`` as a run of its own,
+    ``<schedule_dir>/runs/<name>-<NNNN>``; before its checks it submits link ``N+1`` to
+    start ``interval_s`` later, unless ``count`` links were made (0: no limit), the next
+    start would be after ``until_epoch`` (0: none) or the file ``STOP`` exists. It
+    appends what happens to ``members.tsv`` (:mod:`hpctriton.runs.schedules`).
+    """
+
+    name: str
+    schedule_dir: str
+    interval_s: int
+    count: int
+    until_epoch: int
+    n_tasks: int
 
 
 @dataclass(frozen=True)
@@ -225,6 +250,28 @@ class Scheduler(ABC, Generic[OptionsT]):
                  tasks: Sequence[int]) -> list[JobRef]:
         """Submit ``tasks`` again (the default: submit them afresh)."""
         return self.submit(transport, run, tasks)
+
+    # ----------------------------------------------------------------- chain
+
+    def chain_script(self, ctx: RenderContext, chain: ChainSpec) -> str:
+        """The text of ``chain.sh``, one link of a job chain (``capabilities.job_chain``)."""
+        raise NotImplementedError(f"the {self.name} scheduler has no job chain")
+
+    def start_chain(self, transport: Transport, chain: ChainSpec) -> str:
+        """Submit the chain's first link, to start now; returns its job id."""
+        raise NotImplementedError(f"the {self.name} scheduler has no job chain")
+
+    def blocked(self, transport: Transport, run: RunView,
+                pending: dict[int, SchedulerInfo]) -> dict[int, str]:
+        """Of these pending tasks, those that cannot start without an administrator (a
+        partition that is down, an invalid account), each with why. Keep the list of such
+        reasons beside the state map. Default: none is."""
+        return {}
+
+    def check_remote_dir(self, remote_dir: str, where: str) -> None:  # noqa: B027 - optional
+        """Refuse a run folder the scheduler cannot work in (raise
+        :class:`~hpctriton.errors.ConfigError` for ``where``, the config field), before
+        anything is staged there. Default: any folder will do."""
 
     def extra_result_files(self, run: RunView, tasks: Sequence[int]) -> list[str]:
         """Other files under ``remote_dir`` to collect with the tasks (scheduler logs)."""

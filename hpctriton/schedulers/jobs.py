@@ -42,6 +42,8 @@ class SchedulerInfo:
     reason: str = ""
     #: The scheduler's own word (``PENDING``, ``OUT_OF_MEMORY``, ``activated``…).
     raw: str = ""
+    #: The job's exit code, when the scheduler knows it (sacct's ``ExitCode``).
+    exit_code: int | None = None
 
 
 @dataclass

@@ -15,16 +15,23 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 import hpctriton_probe
 from hpctriton.shell import quoting
 
+if TYPE_CHECKING:
+    import jinja2
+
+# jinja2 is imported when a template is first rendered, not with this module: the
+# scheduler modules that import it load on every config validation (``hpctriton
+# check`` at a terminal included), which renders nothing.
+
 
 def template_text(name: str) -> str:
     """The source of template ``"<package>:<file>"``."""
+    import jinja2
+
     package, sep, file = name.partition(":")
     if not sep or not package or not file:
         raise jinja2.TemplateNotFound(f"{name} (templates are named '<package>:<file>')")
@@ -37,6 +44,8 @@ def template_text(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(template_text),
         undefined=jinja2.StrictUndefined,

@@ -20,10 +20,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-#: The oldest Python ``probe.pyz`` runs on (older ones get a one-line message, exit 2).
-PROBE_MIN_PYTHON = (3, 8)
-#: The oldest tritonclient the probe is tested with.
-PROBE_MIN_TRITONCLIENT = "2.30.0"
+#: The oldest Python ``probe.pyz`` runs on (older ones get a one-line message, exit 2):
+#: Debian buster's, the Python of seed 001's ``python_tritonclient_slim-buster.sif``.
+PROBE_MIN_PYTHON = (3, 7)
+#: The oldest tritonclient the probe is tested with (the Triton 2.18 era of that image).
+PROBE_MIN_TRITONCLIENT = "2.18.0"
 #: Extras every environment installs: what the probe imports (no shared memory, no aio).
 TRITONCLIENT_EXTRAS = "http,grpc"
 #: ``python`` of the entry that takes the newest Python available.
@@ -45,12 +46,17 @@ class CompatTarget:
     numpy: str | None = None
     #: Why the entry is in the matrix (shown by the script).
     why: str = ""
+    #: An exact protobuf version, or None for what pip picks (tritonclient's own pin).
+    protobuf: str | None = None
 
     def requirements(self) -> list[str]:
         """pip requirement strings for this environment."""
         tc = f"tritonclient[{TRITONCLIENT_EXTRAS}]"
-        return [tc + (f"=={self.tritonclient}" if self.tritonclient else ""),
+        reqs = [tc + (f"=={self.tritonclient}" if self.tritonclient else ""),
                 "numpy" + (f"=={self.numpy}" if self.numpy else "")]
+        if self.protobuf:
+            reqs.append(f"protobuf=={self.protobuf}")
+        return reqs
 
 
 #: The image's pins: ``hpctriton/tools/tritonclient.def`` must say exactly this.
@@ -58,8 +64,14 @@ IMAGE = CompatTarget("py311-tc2.51", "3.11", "2.51.0", "1.26.4",
                      "the pins of hpctriton/tools/tritonclient.def (hpctriton image)")
 
 MATRIX: tuple[CompatTarget, ...] = (
-    CompatTarget("py38-tc2.30", "3.8", PROBE_MIN_TRITONCLIENT, None,
-                 "the oldest supported pair: images like python_tritonclient_slim-buster"),
+    CompatTarget("py37-tc2.18", "3.7", PROBE_MIN_TRITONCLIENT, None,
+                 "seed 001's python_tritonclient_slim-buster.sif: Debian buster's Python 3.7 "
+                 "with the tritonclient and protobuf 3.x of 2022", protobuf="3.20.3"),
+    CompatTarget("py38-tc2.18", "3.8", PROBE_MIN_TRITONCLIENT, None,
+                 "tritonclient 2.18 with the protobuf pip picks today (4.x+: its generated "
+                 "code needs the pure-Python protobuf, which the probe switches to)"),
+    CompatTarget("py38-tc2.30", "3.8", "2.30.0", None,
+                 "the oldest tritonclient with client_timeout on gRPC infer"),
     CompatTarget("py38-tc2.51", "3.8", "2.51.0", None,
                  "the oldest Python with the tritonclient of the test server (2.51)"),
     IMAGE,

@@ -13,9 +13,10 @@ it runs.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from hpctriton.errors import HpctritonError, UsageError
 DEMO_CONFIG: dict[str, Any] = {
     "server": {"host": "127.0.0.1", "http_port": 8000, "grpc_port": 8001,
                "metrics_port": 8002},
-    "models": ["simple"],
+    "models": ["simple", "token_streamer"],
     "container": {"runtime": "none"},
     "clusters": {"local": {"backend": "local"}},
 }
@@ -38,9 +39,15 @@ class DemoError(HpctritonError):
 
 @dataclass(frozen=True)
 class DemoServer:
+    """The running demo server: its ports, models and process."""
+
     http_port: int
     grpc_port: int
     metrics_port: int
+    models: list[str] = field(default_factory=list)
+    pid: int | None = None
+    alive: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
+    log_tail: Callable[[], str] = field(default=lambda: "", compare=False, repr=False)
 
     def overrides(self) -> list[str]:
         return [f"server.http_port={self.http_port}", f"server.grpc_port={self.grpc_port}",
@@ -84,9 +91,19 @@ def demo_server(http_port: int | None = None, grpc_port: int | None = None,
                         "Check the log above; on a slow machine give it more time with "
                         "--ready-timeout.") from None
     try:
-        yield DemoServer(server.http_port, server.grpc_port, server.metrics_port)
+        yield DemoServer(server.http_port, server.grpc_port, server.metrics_port,
+                         models=demo_models(), pid=server.pid, alive=server.alive,
+                         log_tail=server.log_tail)
     finally:
         server.stop()
+
+
+def demo_models() -> list[str]:
+    """The models of the bundled demo repository (``hpctriton/demo_models``)."""
+    from hpctriton.testing import DEMO_MODELS
+
+    return sorted(name for name in os.listdir(DEMO_MODELS)
+                  if os.path.isfile(os.path.join(DEMO_MODELS, name, "config.pbtxt")))
 
 
 def demo_config(server: DemoServer, runs_dir: str | Path,

@@ -52,7 +52,8 @@ def run_doctor(config: Config, cluster: str | None = None,
         for line in out.splitlines():
             word = line.split(" ")
             if line.startswith("@@WORKDIR"):
-                checks.append(DoctorCheck("workdir writable", word[1] == "ok", word[2]))
+                _, verdict, folder = (line.split(" ", 2) + ["", ""])[:3]
+                checks.append(DoctorCheck("workdir writable", verdict == "ok", folder))
             elif line.startswith("@@BIN"):
                 found = word[1] != "-"
                 checks.append(DoctorCheck(

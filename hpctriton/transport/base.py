@@ -35,6 +35,24 @@ class ByteStream(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+#: ``finish(abort)`` of a tar stream: (exit code, stderr); see ``_open_tar_stream``.
+Finish = Callable[[bool], tuple[int, str]]
+#: Modes of what :meth:`Transport.put_files` creates. One rule for every staged file: a
+#: bundle may hold secrets (``spec.json``'s headers, ``job.sh``'s ``env``, TLS keys in
+#: ``files/``), the remote workdir often sits on a shared file system, and the jobs run
+#: as the user who staged them, so nobody else needs to read any of it.
+STAGED_FILE_MODE = 0o600
+STAGED_DIR_MODE = 0o700
+#: How much of a stream's tail is read at a time when it is drained.
+DRAIN_CHUNK = 1 << 16
+
+
+def drain(stream: ByteStream) -> None:
+    """Read what is left of ``stream`` in small pieces, keeping none of it."""
+    while stream.read(DRAIN_CHUNK):
+        pass
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What one remote (or local) script did."""
@@ -127,12 +145,17 @@ class Transport(ABC):
 
     @abstractmethod
     def put_files(self, files: Sequence[tuple[Path, str]], remote_dir: str) -> None:
-        """Copy local files to ``remote_dir/<relative name>`` (folders created)."""
+        """Copy local files to ``remote_dir/<relative name>``: files ``STAGED_FILE_MODE``
+        (0600), folders it creates ``STAGED_DIR_MODE`` (0700). A copy that does not
+        arrive whole (a full disk, a quota) raises a plain error."""
 
     @abstractmethod
-    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Callable[[], tuple[int, str]]]:
+    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Finish]:
         """Start ``script`` (which writes a tar stream); return (stdout, finish) where
-        ``finish()`` waits and returns (exit code, stderr)."""
+        ``finish(abort)`` returns (exit code, stderr): with ``abort`` False it reads what
+        is left of stdout in small pieces (never all at once) and waits for the exit
+        code; with ``abort`` True it stops the command at once (the exit code is then -1).
+        """
 
     def home(self) -> str:
         """The remote home folder (where relative workdirs live)."""
@@ -149,11 +172,14 @@ class Transport(ABC):
         return str(PurePosixPath(self.home()) / path)
 
     def fetch_tar_script(self, script: str,
-                         extract: Callable[[tarfile.TarFile], None]) -> None:
-        """Run ``script``, which writes one gzipped tar stream, and ``extract`` it.
+                         extract: Callable[[tarfile.TarFile], None]) -> str:
+        """Run ``script``, which writes one gzipped tar stream, and ``extract`` it;
+        return the script's stderr (the caller may read notes from it).
 
         stderr is read concurrently (a full stderr pipe stalls the stream) and the exit
-        code is checked: a missing member gives an error, not an empty archive.
+        code is checked: a missing member gives an error, not an empty archive. When
+        ``extract`` raises (a refused stream, Ctrl-C), the command is stopped at once:
+        nothing more is read from the cluster.
         """
         entry = HistoryEntry(script=script, exit_code=None, started=time.time())
         with self._lock:
@@ -166,15 +192,21 @@ class Transport(ABC):
                 extract(archive)
         except (tarfile.TarError, EOFError, OSError) as exc:
             failure = exc
-        finally:
-            code, err = finish()
-            entry.exit_code = code
+        except BaseException:
+            # the extractor refused the stream, or Ctrl-C: stop reading now
+            entry.exit_code, _ = finish(True)
+            raise
+        code, err = finish(failure is not None)
+        entry.exit_code = code
+        if failure is not None:
+            raise RemoteError(f"the result stream from {self.label} was damaged: {failure}"
+                              + (f" (tar exit code {code}: {err.strip()[-300:]})"
+                                 if code > 0 else ""))
         if code != 0:
             raise CommandError(script, code, "", err,
                                message=f"fetching results from {self.label} failed "
                                        f"(tar exit code {code})")
-        if failure is not None:
-            raise RemoteError(f"the result stream from {self.label} was damaged: {failure}")
+        return err
 
     def close(self) -> None:  # noqa: B027 - an optional hook; the local transport holds nothing
         """Release connections (no-op for local)."""

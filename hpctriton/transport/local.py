@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import shutil
+import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from hpctriton.errors import CommandError
-from hpctriton.transport.base import ByteStream, Transport
+from hpctriton.errors import CommandError, TransportError
+from hpctriton.transport.base import (
+    STAGED_DIR_MODE,
+    STAGED_FILE_MODE,
+    ByteStream,
+    Finish,
+    Transport,
+    drain,
+)
 
 
 def _drain(pipe: IO[bytes], sink: list[bytes]) -> threading.Thread:
@@ -57,25 +68,45 @@ class LocalTransport(Transport):
 
     def put_files(self, files: Sequence[tuple[Path, str]], remote_dir: str) -> None:
         root = Path(remote_dir)
-        for local, name in files:
-            target = root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(local, target)
+        current = root
+        try:
+            for local, name in files:
+                current = root / name
+                for parent in reversed(current.relative_to(root).parents):
+                    folder = root / parent
+                    if not folder.is_dir():
+                        folder.mkdir(mode=STAGED_DIR_MODE, parents=True)
+                fd = os.open(current, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, STAGED_FILE_MODE)
+                os.fchmod(fd, STAGED_FILE_MODE)
+                with os.fdopen(fd, "wb") as out, local.open("rb") as src:
+                    shutil.copyfileobj(src, out)
+        except OSError as exc:
+            raise TransportError(f"copying files to {remote_dir} failed ({current}): "
+                                 f"{exc.strerror or exc}"
+                                 + (": is the disk full, or your quota used up?"
+                                    if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")
+                                 ) from None
 
-    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Callable[[], tuple[int, str]]]:
+    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Finish]:
         proc = subprocess.Popen(["bash", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, start_new_session=True)
         assert proc.stdin and proc.stdout and proc.stderr
         proc.stdin.write(script.encode())
         proc.stdin.close()
         errors: list[bytes] = []
-        drain = _drain(proc.stderr, errors)
+        errors_drain = _drain(proc.stderr, errors)
 
-        def finish() -> tuple[int, str]:
+        def finish(abort: bool) -> tuple[int, str]:
             assert proc.stdout
-            proc.stdout.read()  # let tar finish writing whatever was not consumed
+            if abort:
+                # stop the script and its tar at once (its own process group)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                drain(proc.stdout)  # let tar finish writing what was not consumed
             code = proc.wait()
-            drain.join(timeout=10)
-            return code, b"".join(errors).decode("utf-8", "replace")
+            proc.stdout.close()
+            errors_drain.join(timeout=10)
+            return (-1 if abort else code), b"".join(errors).decode("utf-8", "replace")
 
         return proc.stdout, finish

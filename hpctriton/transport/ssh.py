@@ -4,8 +4,10 @@
   ProxyCommand, UserKnownHostsFile); the cluster's own fields win over it, as command
   line options win over the file for OpenSSH.
 * Host keys are verified against known_hosts, looked up as ``[host]:port`` exactly
-  (``host`` alone for port 22), like OpenSSH. ``accept-new`` records an unknown key; a
-  changed key is always refused.
+  (``host`` alone for port 22), like OpenSSH: the user's file, then the global
+  ``/etc/ssh/ssh_known_hosts``; lines that cannot be used are skipped
+  (:mod:`.known_hosts`). ``accept-new`` records an unknown key; a changed or
+  ``@revoked`` key is always refused.
 * Scripts run as ``bash -s`` with the script on stdin; stdout and stderr are read
   concurrently; every command has a timeout; the transport sends keepalives.
 """
@@ -17,7 +19,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
@@ -25,7 +27,15 @@ from typing import Any, cast
 import paramiko
 
 from hpctriton.errors import CommandError, HostKeyError, TransportError
-from hpctriton.transport.base import ByteStream, Transport
+from hpctriton.transport.base import (
+    STAGED_DIR_MODE,
+    STAGED_FILE_MODE,
+    ByteStream,
+    Finish,
+    Transport,
+    drain,
+)
+from hpctriton.transport.known_hosts import GLOBAL_KNOWN_HOSTS, KnownHost, lookup
 
 log = logging.getLogger("hpctriton.transport.ssh")
 
@@ -49,6 +59,9 @@ class SSHTarget:
     user: str | None = None
     key_files: tuple[str, ...] = ()
     known_hosts: str = DEFAULT_KNOWN_HOSTS
+    #: Read after ``known_hosts`` (never written): the user's other files and the global
+    #: ones (``/etc/ssh/ssh_known_hosts``, as OpenSSH reads them).
+    other_known_hosts: tuple[str, ...] = GLOBAL_KNOWN_HOSTS
     host_key_policy: str = "verify"
     proxy_jump: str | None = None
     proxy_command: str | None = None
@@ -85,7 +98,10 @@ def resolve_target(
     # the cluster's own `key` must exist (a typo there gets a clear error)
     identity = [key] if key else [k for k in conf.get("identityfile", [])
                                   if Path(os.path.expanduser(k)).is_file()]
-    known = known_hosts or (conf.get("userknownhostsfile", "").split() or [DEFAULT_KNOWN_HOSTS])[0]
+    user_files = ([known_hosts] if known_hosts else
+                  conf.get("userknownhostsfile", "").split() or [DEFAULT_KNOWN_HOSTS])
+    global_files = conf.get("globalknownhostsfile", "").split() or list(GLOBAL_KNOWN_HOSTS)
+    known = user_files[0]
     return SSHTarget(
         alias=host,
         hostname=conf.get("hostname", host),
@@ -93,6 +109,8 @@ def resolve_target(
         user=user or conf.get("user") or None,
         key_files=tuple(os.path.expanduser(k) for k in identity),
         known_hosts=os.path.expanduser(known),
+        other_known_hosts=tuple(os.path.expanduser(f) for f in [*user_files[1:],
+                                                                  *global_files]),
         host_key_policy=host_key_policy,
         proxy_jump=conf.get("proxyjump"),
         proxy_command=conf.get("proxycommand"),
@@ -118,11 +136,18 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
                     key.fingerprint, path)
 
 
-def _connect_error(target: SSHTarget, exc: BaseException) -> TransportError:
+def _connect_error(target: SSHTarget, exc: BaseException,
+                   known: KnownHost | None = None) -> TransportError:
     where = target.label
     name = host_key_name(target.hostname, target.port)
     if isinstance(exc, TransportError):
         return exc
+    if isinstance(exc, paramiko.SSHException) and (
+            "protocol banner" in str(exc) or "No existing session" in str(exc)):
+        return TransportError(
+            f"{where} accepted the connection but sent no SSH greeting within "
+            f"{target.connect_timeout_s:g} s (connect_timeout_s): is it an SSH server, and "
+            "the right port? (a firewall or an overloaded server can do this too)")
     if isinstance(exc, paramiko.BadHostKeyException):
         return HostKeyError(
             f"HOST KEY MISMATCH for {name}: the server offered {exc.key.get_name()} "
@@ -131,10 +156,17 @@ def _connect_error(target: SSHTarget, exc: BaseException) -> TransportError:
             "Check the fingerprint with the cluster's admins; if it is right, remove the old "
             f"entry with: ssh-keygen -R '{name}' -f {target.known_hosts}")
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        ca = ""
+        if known is not None and known.cert_authorities:
+            ca = (f" known_hosts trusts a certificate authority for it "
+                  f"({', '.join(known.cert_authorities[:2])}), but paramiko cannot verify "
+                  "host certificates: add the host's own key.")
         return HostKeyError(
-            f"the host key of {name} is not in {target.known_hosts}. Verify it with the "
-            f"cluster's admins, then add it (ssh-keyscan -p {target.port} {target.hostname} "
-            f">> {target.known_hosts}), or set host_key_policy: accept-new for this cluster")
+            f"the host key of {name} is not in {target.known_hosts} (nor in "
+            f"{', '.join(target.other_known_hosts) or 'any other known_hosts'}).{ca} Verify "
+            f"it with the cluster's admins, then add it (ssh-keyscan -p {target.port} "
+            f"{target.hostname} >> {target.known_hosts}), or set host_key_policy: accept-new "
+            "for this cluster")
     if isinstance(exc, paramiko.PasswordRequiredException):
         return TransportError(
             f"the key for {where} is encrypted: load it into ssh-agent (ssh-add) first")
@@ -247,14 +279,14 @@ class SSHTransport(Transport):
         target = self.target
         assert target is not None
         client = paramiko.SSHClient()
-        known = Path(target.known_hosts)
-        if known.is_file():
-            try:
-                client.load_host_keys(str(known))
-            except (OSError, paramiko.SSHException) as exc:
-                raise HostKeyError(f"cannot read known_hosts {known}: {exc}") from None
+        name = host_key_name(target.hostname, target.port)
+        # read as OpenSSH reads them: the user's file, then the global ones; lines that
+        # cannot be used are skipped (paramiko's own reader stops at the first)
+        known = lookup([target.known_hosts, *target.other_known_hosts], name)
+        for key in known.keys:
+            client.get_host_keys().add(name, key.get_name(), key)
         if target.host_key_policy == "accept-new":
-            client.set_missing_host_key_policy(_AcceptNew(str(known)))
+            client.set_missing_host_key_policy(_AcceptNew(target.known_hosts))
         else:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
@@ -271,9 +303,15 @@ class SSHTransport(Transport):
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear error
             client.close()
-            raise _connect_error(target, exc) from None
+            raise _connect_error(target, exc, known) from None
         transport = client.get_transport()
         assert transport is not None
+        offered = transport.get_remote_server_key()
+        if any(offered == revoked for revoked in known.revoked):
+            client.close()
+            raise HostKeyError(
+                f"the host key of {name} ({offered.get_name()} {offered.fingerprint}) is "
+                "marked @revoked in known_hosts: refusing to use it; ask the cluster's admins")
         transport.set_keepalive(self.keepalive_s)
         self._client = client
         log.debug("connected to %s", target.label)
@@ -344,19 +382,23 @@ class SSHTransport(Transport):
             raise CommandError(script, code, "", b"".join(err).decode("utf-8", "replace"),
                                transient=code < 0)
 
-    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Callable[[], tuple[int, str]]]:
+    def _open_tar_stream(self, script: str) -> tuple[ByteStream, Finish]:
         channel = self._channel(script, TAR_IDLE_TIMEOUT_S)
         err: list[bytes] = []
         stderr_reader = _read_all(channel.makefile_stderr("rb"), err)
         stdout = channel.makefile("rb")
 
-        def finish() -> tuple[int, str]:
+        def finish(abort: bool) -> tuple[int, str]:
+            code = -1
             try:
-                stdout.read()
-                code = channel.recv_exit_status()
+                if not abort:
+                    drain(stdout)  # tar's padding after the end of the archive
+                    code = channel.recv_exit_status()
+            except (OSError, TimeoutError, paramiko.SSHException):
+                code = -1
             finally:
-                channel.close()
-                stderr_reader.join(10)
+                channel.close()  # an abort stops the remote tar: nothing more is sent
+                stderr_reader.join(10 if not abort else 1)
             return code, b"".join(err).decode("utf-8", "replace")
 
         return stdout, finish
@@ -365,16 +407,26 @@ class SSHTransport(Transport):
 
     def put_files(self, files: Sequence[tuple[Path, str]], remote_dir: str) -> None:
         sftp = self.client().open_sftp()
+        current = ""
         try:
             made: set[str] = set()
             for local, name in files:
                 target = PurePosixPath(remote_dir) / name
+                current = str(target)
                 self._makedirs(sftp, str(target.parent), made)
-                sftp.put(str(local), str(target))
-                sftp.chmod(str(target), local.stat().st_mode & 0o777)
+                # private while it is written: the folder is 0700, the file 0600 at once
+                with sftp.open(current, "wb") as fh:
+                    fh.chmod(STAGED_FILE_MODE)
+                    fh.set_pipelined(True)
+                    with local.open("rb") as src:
+                        while chunk := src.read(1 << 15):
+                            fh.write(chunk)
+                size = sftp.stat(current).st_size
+                if size != local.stat().st_size:
+                    raise OSError(f"it arrived with {size} of {local.stat().st_size} bytes")
         except (OSError, paramiko.SSHException) as exc:
-            raise TransportError(f"copying files to {self.label}:{remote_dir} failed: {exc}",
-                                 transient=True) from None
+            raise TransportError(_put_error(self.label, remote_dir, current, exc),
+                                 transient=False) from None
         finally:
             sftp.close()
 
@@ -388,5 +440,18 @@ class SSHTransport(Transport):
             try:
                 sftp.stat(sub)
             except FileNotFoundError:
-                sftp.mkdir(sub)
+                sftp.mkdir(sub, STAGED_DIR_MODE)
             made.add(sub)
+
+
+def _put_error(label: str, remote_dir: str, current: str, exc: BaseException) -> str:
+    """A plain message for a failed copy; "Failure" and a short file are what a full disk
+    or an exceeded quota look like through SFTP (it has no code of its own for them)."""
+    text = str(exc) or type(exc).__name__
+    where = f" ({current})" if current else ""
+    if "arrived with" in text or text.strip() == "Failure" or "No space left" in text \
+            or "Disk quota" in text:
+        return (f"copying the bundle to {label}:{remote_dir} failed{where}: {text}. Is "
+                "the disk full there, or your quota used up? Free some space (or set "
+                "another workdir) and submit again")
+    return f"copying files to {label}:{remote_dir} failed{where}: {text}"

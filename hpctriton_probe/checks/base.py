@@ -56,6 +56,15 @@ def rank_zero_only(options: Any, launched: int) -> int:
     return 1
 
 
+def protocol_endpoints(options: Any) -> Tuple[str, ...]:
+    """The ``endpoints`` of most checks: the options' ``protocols`` (or ``protocol``)."""
+    protocols = getattr(options, "protocols", None)
+    if protocols is None:
+        protocol = getattr(options, "protocol", None)
+        return (protocol,) if protocol else ()
+    return tuple(protocols)
+
+
 @dataclass(frozen=True)
 class Check:
     """A check as its module declares it (``CHECK``)."""
@@ -71,6 +80,9 @@ class Check:
     #: How many of the launched probes run this check, given its options and how many
     #: the job launched; ranks 1.. run only checks that take them.
     ranks: Callable[[Any, int], int] = rank_zero_only
+    #: The server's endpoints the check calls, given its options: ``http``, ``grpc``,
+    #: ``metrics`` (the runner's first contact asks them all before the checks).
+    endpoints: Callable[[Any], Tuple[str, ...]] = protocol_endpoints
 
     def phase_for(self, options: Any, launched: int) -> Phase:
         """``SHARED_SCHEDULE`` when several probes run the check, else its own phase."""
@@ -100,8 +112,6 @@ class CheckContext:
         self.out_dir = out_dir
         self.launch = launch
         self.timeout_s = float(getattr(options, "timeout_s", None) or task.probe.timeout_s)
-        #: Endpoints that did not answer a call within the timeout in this check.
-        self.silent: Dict[str, str] = {}
         #: Data the checks of one task leave for each other (the statistics snapshot,
         #: the load's rank document); each check owns its keys.
         self.shared: Dict[str, Any] = shared if shared is not None else {}
@@ -140,13 +150,15 @@ class CheckContext:
              **kwargs: Any) -> Any:
         """``client.method(*args, **kwargs)`` with headers, timeout and retries.
 
-        With ``track_silence``, a timeout marks the endpoint silent for the rest of this
-        check, so later calls fail at once instead of waiting out the timeout again.
+        An endpoint that did not answer in time earlier in the run fails at once. With
+        ``track_silence`` (off for calls that may take long for good reasons: an
+        inference), a timeout makes the endpoint silent for the rest of the run, so
+        later calls, in this check and the others, fail at once instead of waiting out
+        the timeout again (``Caller``).
         """
         endpoint = self.endpoint(protocol)
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        if track_silence and endpoint in self.silent:
-            raise CallFailure("timeout", "not tried: " + self.silent[endpoint])
+        self.caller.raise_if_silent(endpoint)
         headers = self.clients.headers_for(protocol)
 
         def make() -> Callable[[], Any]:
@@ -169,14 +181,12 @@ class CheckContext:
         try:
             return self.caller.call(endpoint, fn, what=what, timeout_s=timeout,
                                     reset=lambda: self.clients.reset(protocol),
-                                    fn_factory=make)
+                                    fn_factory=make, track_silence=track_silence)
         except CallFailure as failure:
             if protocol == "http" and failure.kind in ("timeout", "unreachable", "tls"):
                 # A late answer on a pooled connection would be read as the answer to
                 # the next request: start over with fresh connections.
                 self.clients.reset("http")
-            if failure.kind == "timeout" and track_silence:
-                self.silent[endpoint] = f"{endpoint} did not answer {what} within {timeout:g} s"
             raise
 
 

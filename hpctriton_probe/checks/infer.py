@@ -3,14 +3,16 @@
 Inputs come from the model's metadata (synthesized) or from a perf_analyzer input-data
 file; every output of the model's metadata must come back with the declared datatype
 and a fitting shape; expected outputs (a file, or the input file's
-``validation_data``) are compared value by value.
+``validation_data``) are compared value by value. A decoupled model is streamed
+(gRPC ``ModelStreamInfer``, HTTP ``generate_stream``) until its final response:
+``hpctriton_probe.load.stream_infer``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
 
 from hpctriton_probe.checks.base import Check, CheckContext, model_info
 from hpctriton_probe.load import inputs as inp
@@ -20,19 +22,6 @@ from hpctriton_probe.spec import InferOptions
 
 if TYPE_CHECKING:
     from hpctriton_probe.schema import ResultEntry
-
-
-def _shape_fits(declared: List[int], got: List[int], batch: Optional[int]) -> bool:
-    if len(declared) != len(got):
-        return False
-    # noqa below: zip(strict=) needs Python 3.10; the lengths were compared just above.
-    for i, (d, g) in enumerate(zip(declared, got)):  # noqa: B905
-        if i == 0 and batch is not None:
-            if g != batch:
-                return False
-        elif d >= 0 and d != g:
-            return False
-    return True
 
 
 def _output_datatype(result: Any, name: str) -> Optional[str]:
@@ -83,9 +72,10 @@ def _infer(ctx: CheckContext, protocol: str, model: str) -> ResultEntry:
         meta, config = model_info(ctx, protocol, model)
     except CallFailure as failure:
         return ctx.failure_entry(protocol, model, failure, started)
-    if config["decoupled"]:
-        return ctx.entry(protocol, model, "skip", "decoupled model: answers on a stream, "
-                         "which this check does not drive", {"config": config}, started)
+    if config["decoupled"]:  # one request, every response until the final one
+        from hpctriton_probe.load.stream_infer import infer_decoupled
+
+        return infer_decoupled(ctx, protocol, model, meta, config, started)
     mbs = config["max_batch_size"]
     details: Dict[str, Any] = {"batch_size": opts.batch_size if mbs > 0 else None,
                                "max_batch_size": mbs}
@@ -168,7 +158,7 @@ def _check_outputs(ctx: CheckContext, protocol: str, model: str, meta: Dict[str,
         if datatype != out["datatype"]:
             problems.append("output {} is {}, the model declares {}".format(
                 name, datatype, out["datatype"]))
-        if not _shape_fits(out["shape"], shape, batch):
+        if not inp.shape_fits(out["shape"], shape, batch):
             problems.append("output {} has shape {}, the model declares {}{}".format(
                 name, shape, out["shape"], f" with batch {batch}" if batch else ""))
     details["outputs"] = outputs

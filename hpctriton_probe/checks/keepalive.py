@@ -86,6 +86,10 @@ def _keepalive(ctx: CheckContext, opts: KeepaliveOptions) -> ResultEntry:
     holder: Dict[str, Any] = {}
 
     try:
+        ctx.caller.raise_if_silent(endpoint)  # before a channel is made for nothing
+    except CallFailure as silent:
+        return ctx.failure_entry("grpc", None, silent, started)
+    try:
         _, not_applied = ctx.clients.keepalive_settings(opts)
         client, settings = ctx.clients.grpc_keepalive(opts)
     except FeatureMissing as missing:

@@ -10,18 +10,22 @@ as the exact bytes that go on the wire, and answers are counted, not decoded:
 * HTTP: a minimal HTTP/1.1 keep-alive client on asyncio (standard library), sending
   Triton's binary tensor extension (``Inference-Header-Content-Length``) and asking
   for binary outputs, one connection per request in flight;
-* gRPC: ``grpc.aio`` (the asyncio API of grpcio, which tritonclient[grpc] installs)
-  with the serialized ``ModelInferRequest`` of ``tritonclient.grpc.service_pb2`` sent
-  as bytes and the answer left unparsed; streaming (``ModelStreamInfer``) with one
-  stream per request in flight (closed loop) or one shared stream with request ids
-  (open loop).
+* gRPC: the probe's own HTTP/2 client (:mod:`hpctriton_probe.load.grpc_engine`)
+  sending the serialized ``ModelInferRequest`` of ``tritonclient.grpc.service_pb2``
+  as bytes, the answer counted and left unparsed; streaming (``ModelStreamInfer``)
+  with one stream per request in flight (closed loop) or one shared stream with
+  request ids (open loop). A decoupled model's requests always go on streams, and
+  each of its responses is read for its id, final flag and tokens: its answer is a
+  ``tokens.StreamFigures`` (time to first token, gaps, tokens, end), which the
+  recorder keeps in histograms beside the latency's.
 
 Coordinated omission: in the open loop every request has its intended send time from
 the schedule; its latency runs from that time, not from when the client got round to
 sending it, so a server (or a client) that falls behind shows its queue in the
 figures. The send lag itself is recorded separately.
 
-Python 3.8 compatible. grpc, numpy and tritonclient are imported inside functions.
+Python 3.7 compatible. numpy and tritonclient are imported inside functions (worker
+processes, :mod:`hpctriton_probe.load.workers`, import neither).
 """
 
 import asyncio
@@ -36,16 +40,17 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 from hpctriton_probe.load.hist import Histogram
 from hpctriton_probe.load.stats import is_stable
 
-GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
-GRPC_STREAM = "/inference.GRPCInferenceService/ModelStreamInfer"
-#: gRPC channel options as tritonclient sets them (message size limits, keepalive).
-GRPC_MAX_MESSAGE = 2 ** 31 - 1
 #: Failure kinds after which a closed-loop sender pauses before trying again (a server
 #: that refuses connections must not turn the client into a busy loop).
 BACKOFF_KINDS = ("refused", "unreachable", "tls")
 BACKOFF_S = 0.05
 #: How often request deadlines are checked (HTTP and streams; unary gRPC has its own).
 SWEEP_S = 0.1
+
+#: The request parameter that makes Triton send an empty response with the final flag
+#: when a decoupled model ends a request without one (tritonclient's
+#: ``enable_empty_final_response``).
+EMPTY_FINAL = "triton_enable_empty_final_response"
 
 #: ``(kind, code, message)``: kind as in ``calls.CallFailure`` (server, timeout,
 #: refused, unreachable, tls, probe), code an HTTP status or gRPC status name.
@@ -58,20 +63,10 @@ Sender = Callable[[bytes], Any]  # async (bytes) -> Optional[Failure]
 
 def missing_support(protocol: str, streaming: bool) -> Optional[str]:
     """Why this interpreter cannot drive ``protocol`` (None when it can): the gRPC load
-    needs grpc's asyncio API (grpcio 1.32+) and tritonclient's service messages."""
+    builds its requests with tritonclient's service messages (the HTTP/2 client is the
+    probe's own, :mod:`hpctriton_probe.load.grpc_engine`)."""
     if protocol != "grpc":
         return None
-    try:
-        import grpc
-    except ImportError as exc:
-        return f"grpcio is not installed ({exc}); install tritonclient[grpc]"
-    if getattr(grpc, "aio", None) is None:
-        try:
-            import grpc.aio  # noqa: F401 - some versions need the explicit import
-        except ImportError:
-            return ("grpcio {} has no asyncio API (grpc.aio, grpcio 1.32+): the gRPC load "
-                    "needs it; upgrade tritonclient[grpc]".format(
-                        getattr(grpc, "__version__", "?")))
     try:
         from tritonclient.grpc import service_pb2
     except ImportError as exc:
@@ -131,12 +126,16 @@ def http_request(host: str, model: str, arrays: List[tuple],
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def grpc_request(model: str, arrays: List[tuple]) -> bytes:
-    """A serialized ``ModelInferRequest`` (all outputs, returned raw)."""
+def grpc_request(model: str, arrays: List[tuple], decoupled: bool = False) -> bytes:
+    """A serialized ``ModelInferRequest`` (all outputs, returned raw). ``decoupled``:
+    ask for the empty final response, so that the end of every request is known
+    (``triton_final_response``), whatever the model sends last."""
     from tritonclient.grpc import service_pb2
 
     request = service_pb2.ModelInferRequest()
     request.model_name = model
+    if decoupled:
+        request.parameters[EMPTY_FINAL].bool_param = True
     for name, datatype, array in arrays:
         tensor = request.inputs.add()
         tensor.name = name
@@ -148,16 +147,20 @@ def grpc_request(model: str, arrays: List[tuple]) -> bytes:
 
 class Target:
     """One model's pre-built requests, taken round robin (several when an input-data
-    file has several entries)."""
+    file has several entries, or a prompts file several prompts). ``stream``: a
+    decoupled model's streamed answers are measured (``{"slo": [ttft_s, itl_s, e2e_s]
+    or None}``)."""
 
-    __slots__ = ("model", "requests", "inferences", "_i", "_n")
+    __slots__ = ("model", "requests", "inferences", "stream", "_i", "_n")
 
-    def __init__(self, model: str, requests: List[bytes], inferences: int) -> None:
+    def __init__(self, model: str, requests: List[bytes], inferences: int,
+                 stream: Optional[Dict[str, Any]] = None) -> None:
         if not requests:
             raise ValueError("no requests")
         self.model = model
         self.requests = requests
         self.inferences = inferences
+        self.stream = stream
         self._i = 0
         self._n = len(requests)
 
@@ -437,223 +440,12 @@ class HttpEngine:
 
 def http_ssl_context(ca: Optional[str], cert: Optional[str], key: Optional[str],
                      verify: bool) -> ssl.SSLContext:
-    """TLS for the HTTP load client, as the probe's other HTTP calls do it."""
-    ctx = ssl.create_default_context(cafile=ca)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
-    if cert and key:
-        ctx.load_cert_chain(certfile=cert, keyfile=key)
-    return ctx
+    """TLS for the HTTP load client: with ``verify`` the certificate must chain to
+    ``ca`` (else the system's CAs) AND name the host connected to; without it, neither
+    is checked (the configuration asked for that)."""
+    from hpctriton_probe.net.h2 import client_ssl_context
 
-
-# -------------------------------------------------------------------------- gRPC
-
-
-def classify_grpc(exc: Any) -> Failure:
-    """A ``grpc.aio.AioRpcError`` as ``(kind, code, message)``."""
-    try:
-        code = exc.code()
-        name = getattr(code, "name", str(code))
-        details = exc.details() or ""
-    except Exception:  # noqa: BLE001 - not an RpcError after all
-        return ("probe", type(exc).__name__, str(exc))
-    first = details.strip().splitlines()[0][:300] if details.strip() else name
-    low = details.lower()
-    if name == "DEADLINE_EXCEEDED":
-        return ("timeout", name, "no answer in time")
-    if name == "UNAVAILABLE":
-        if "refused" in low:
-            return ("refused", name, first)
-        if "ssl" in low or "handshake" in low or "certificate" in low:
-            return ("tls", name, first)
-        return ("unreachable", name, first)
-    return ("server", name, first)
-
-
-class GrpcEngine:
-    """One ``grpc.aio`` channel; unary calls, or streams when ``streaming``."""
-
-    def __init__(self, url: str, *, timeout_s: float, headers: Optional[Dict[str, str]] = None,
-                 tls: Optional[dict] = None, streaming: bool = False) -> None:
-        import grpc
-        import grpc.aio  # noqa: F401 - older grpcio needs the submodule imported
-
-        options = [("grpc.max_send_message_length", GRPC_MAX_MESSAGE),
-                   ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE)]
-        if tls:
-            def read(path: Optional[str]) -> Optional[bytes]:
-                if not path:
-                    return None
-                with open(path, "rb") as fh:
-                    return fh.read()
-
-            creds = grpc.ssl_channel_credentials(root_certificates=read(tls.get("ca")),
-                                                 private_key=read(tls.get("key")),
-                                                 certificate_chain=read(tls.get("cert")))
-            self.channel = grpc.aio.secure_channel(url, creds, options=options)
-        else:
-            self.channel = grpc.aio.insecure_channel(url, options=options)
-        self.timeout_s = timeout_s
-        self.metadata = tuple((k.lower(), v) for k, v in (headers or {}).items()) or None
-        self.error_type = grpc.aio.AioRpcError
-        self.eof = grpc.aio.EOF
-        self.streaming = streaming
-        self.capture = False
-        self.sample: Optional[bytes] = None
-        self._unary = self.channel.unary_unary(GRPC_INFER)
-        self._stream_factory = self.channel.stream_stream(GRPC_STREAM)
-        self._lanes: Dict[int, _StreamLane] = {}
-        self._shared: Optional[_StreamLane] = None
-
-    def sender(self, lane: int) -> Sender:
-        """The send function of one closed-loop sender (streaming: a stream of its own)
-        or, with ``lane < 0``, of the open loop (one shared stream)."""
-        if not self.streaming:
-            return self.send
-        if lane < 0:
-            if self._shared is None:
-                self._shared = _StreamLane(self)
-            return self._shared.send
-        if lane not in self._lanes:
-            self._lanes[lane] = _StreamLane(self)
-        return self._lanes[lane].send
-
-    async def send(self, data: bytes) -> Optional[Failure]:
-        try:
-            answer = await self._unary(data, timeout=self.timeout_s, metadata=self.metadata)
-        except self.error_type as exc:
-            return classify_grpc(exc)
-        except Exception as exc:  # noqa: BLE001 - grpc's usage errors: the probe's side
-            return ("probe", type(exc).__name__, str(exc))
-        if self.capture:
-            self.capture = False
-            self.sample = answer
-        return None
-
-    def connections(self) -> int:
-        return 1 + len(self._lanes) + (1 if self._shared is not None else 0)
-
-    async def warm(self) -> None:
-        """Connect before the load starts: the first call's set-up must not delay the
-        schedule (an unreachable server shows in the load's errors instead)."""
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.channel.channel_ready(), self.timeout_s)
-
-    async def close(self) -> None:
-        for lane in list(self._lanes.values()) + ([self._shared] if self._shared else []):
-            lane.close()
-        await self.channel.close()
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-class _StreamLane:
-    """One ``ModelStreamInfer`` stream: requests tagged with ids (``ModelInferRequest.id``,
-    field 3, appended to the pre-built bytes: protobuf merges repeated fields), answers
-    matched by the id Triton echoes."""
-
-    def __init__(self, engine: GrpcEngine) -> None:
-        self.engine = engine
-        self.call: Any = None
-        self.reader: Optional[asyncio.Task] = None
-        self.pending: Dict[bytes, list] = {}
-        self.next_id = 0
-        self.sweeper: Optional[asyncio.Task] = None
-        #: grpc.aio allows one write at a time on a stream; the open loop has many senders
-        self.lock: Optional[asyncio.Lock] = None
-
-    async def send(self, data: bytes) -> Optional[Failure]:
-        loop = asyncio.get_running_loop()
-        if self.call is None:
-            self.call = self.engine._stream_factory(metadata=self.engine.metadata)
-            self.reader = loop.create_task(self._read(self.call))
-            if self.sweeper is None:
-                self.sweeper = loop.create_task(self._sweep())
-        self.next_id += 1
-        rid = str(self.next_id).encode("ascii")
-        waiter = loop.create_future()
-        self.pending[rid] = [waiter, time.perf_counter() + self.engine.timeout_s]
-        if self.lock is None:
-            self.lock = asyncio.Lock()
-        try:
-            async with self.lock:
-                if self.call is None:
-                    raise ConnectionError("the stream ended before this request was written")
-                await self.call.write(data + b"\x1a" + _varint(len(rid)) + rid)
-        except self.engine.error_type as exc:
-            self.pending.pop(rid, None)
-            self.call = None
-            return classify_grpc(exc)
-        except Exception as exc:  # noqa: BLE001 - a stream closed under us
-            self.pending.pop(rid, None)
-            self.call = None
-            return ("unreachable", "stream", f"the stream broke: {type(exc).__name__}: {exc}")
-        return await waiter
-
-    async def _read(self, call: Any) -> None:
-        from tritonclient.grpc import service_pb2
-
-        parse = service_pb2.ModelStreamInferResponse.FromString
-        failure: Failure = ("unreachable", "stream", "the server ended the stream")
-        try:
-            while True:
-                message = await call.read()
-                if message is self.engine.eof:
-                    break
-                response = parse(message)
-                rid = response.infer_response.id.encode("utf-8")
-                entry = self.pending.pop(rid, None)
-                if entry is None:
-                    continue  # answered after its timeout
-                if response.error_message:
-                    text = response.error_message.strip().splitlines()[0][:300]
-                    entry[0].set_result(("server", "stream", text))
-                else:
-                    if self.engine.capture:
-                        self.engine.capture = False
-                        self.engine.sample = message
-                    entry[0].set_result(None)
-        except self.engine.error_type as exc:
-            failure = classify_grpc(exc)
-        except asyncio.CancelledError:
-            failure = ("probe", "cancelled", "the load stopped")
-            raise
-        finally:
-            if self.call is call:
-                self.call = None
-            for waiter, _ in self.pending.values():
-                if not waiter.done():
-                    waiter.set_result(failure)
-            self.pending.clear()
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_S)
-            now = time.perf_counter()
-            late = [rid for rid, (_, deadline) in self.pending.items() if deadline < now]
-            for rid in late:
-                waiter = self.pending.pop(rid)[0]
-                if not waiter.done():
-                    waiter.set_result(("timeout", "timeout",
-                                       f"no answer within {self.engine.timeout_s:g} s"))
-
-    def close(self) -> None:
-        for task in (self.reader, self.sweeper):
-            if task is not None:
-                task.cancel()
-        if self.call is not None:
-            self.call.cancel()
-            self.call = None
+    return client_ssl_context(ca, cert, key, verify, alpn=[])
 
 
 # ----------------------------------------------------------------------- recording
@@ -662,13 +454,30 @@ class _StreamLane:
 class ModelRecorder:
     """One model's answers during one point: per measurement window (by completion
     time) the answers, errors and a latency histogram in microseconds; totals for the
-    whole point (warm-up and drain included)."""
+    whole point (warm-up and drain included).
+
+    Streamed answers (``stream``: a decoupled model) add to each window histograms of
+    the time to first token, of the gaps between tokens and of the tokens per request
+    (all of a request in the window it ended in), the output tokens, and with an SLO
+    the requests that met it. A window is ``[ok, errors, latency (end to end), ttft,
+    itl, tokens per request, output tokens, good]``."""
 
     __slots__ = ("model", "inferences", "m0", "inv_w", "limit", "windows", "sent", "ok",
-                 "errors", "codes", "examples", "lag", "unanswered")
+                 "errors", "codes", "examples", "lag", "unanswered", "stream", "slo",
+                 "bounds", "over")
 
     def __init__(self, model: str, inferences: int, m0: float, window_s: float,
-                 max_windows: int, open_loop: bool) -> None:
+                 max_windows: int, open_loop: bool,
+                 stream: Optional[Dict[str, Any]] = None,
+                 bounds: Optional[Tuple[Optional[float], ...]] = None) -> None:
+        self.stream = stream is not None
+        #: A capacity search's objective, ``(latency, ttft, mean itl)`` in seconds (None:
+        #: no bound): each window counts, exactly, the answers over any bound.
+        self.bounds = bounds
+        self.over: List[int] = []
+        slo = (stream or {}).get("slo")
+        #: (ttft, mean itl, e2e) bounds in seconds (None: no bound), or None.
+        self.slo: Optional[Tuple[Optional[float], ...]] = tuple(slo) if slo else None
         self.model = model
         self.inferences = inferences
         self.m0 = m0
@@ -686,10 +495,16 @@ class ModelRecorder:
     def _window(self, index: int) -> list:
         windows = self.windows
         while len(windows) <= index:
-            windows.append([0, {}, Histogram()])
+            if self.stream:
+                windows.append([0, {}, Histogram(), Histogram(), Histogram(), Histogram(),
+                                0, 0])
+            else:
+                windows.append([0, {}, Histogram()])
         return windows[index]
 
-    def done(self, t0: float, t1: float, failure: Optional[Failure]) -> None:
+    def done(self, t0: float, t1: float, failure: Any) -> None:
+        """A request sent at ``t0`` (open loop: due) ended at ``t1``: ``failure`` is
+        None (answered), a ``Failure``, or a streamed answer's ``StreamFigures``."""
         pos = (t1 - self.m0) * self.inv_w
         if failure is None:
             self.ok += 1
@@ -699,6 +514,13 @@ class ModelRecorder:
                     w = self._window(index)
                     w[0] += 1
                     w[2].record(int((t1 - t0) * 1e6))
+                    bounds = self.bounds
+                    if (bounds is not None and bounds[0] is not None
+                            and t1 - t0 > bounds[0]):
+                        self._over(index)
+            return
+        if failure.__class__ is not tuple:
+            self._streamed(t0, failure)
             return
         kind, code, message = failure
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -709,14 +531,68 @@ class ModelRecorder:
             errs = self._window(int(pos))[1]
             errs[kind] = errs.get(kind, 0) + 1
 
+    def _streamed(self, t0: float, figures: Any) -> None:
+        """A streamed request ended well: everything of it goes to the window of its
+        end (its final response)."""
+        self.ok += 1
+        end = figures.end
+        pos = (end - self.m0) * self.inv_w
+        if pos < 0.0 or int(pos) >= self.limit:
+            return
+        w = self._window(int(pos))
+        w[0] += 1
+        e2e = end - t0
+        bounds = self.bounds
+        if bounds is not None:
+            lat_b, ttft_b, itl_b = bounds
+            first_ = figures.first
+            gaps_ = figures.gaps
+            if ((lat_b is not None and e2e > lat_b)
+                    or (ttft_b is not None and (first_ is None or first_ - t0 > ttft_b))
+                    or (itl_b is not None and gaps_ and sum(gaps_) / len(gaps_) > itl_b)):
+                self._over(int(pos))
+        w[2].record(int(e2e * 1e6))
+        first = figures.first
+        if first is not None:
+            w[3].record(int((first - t0) * 1e6))
+        gaps = figures.gaps
+        if gaps:
+            record = w[4].record
+            for gap in gaps:
+                record(int(gap * 1e6))
+        w[5].record(figures.tokens)
+        w[6] += figures.tokens
+        slo = self.slo
+        if slo is not None:
+            ttft, itl, e2e_bound = slo
+            if ((ttft is None or (first is not None and first - t0 <= ttft))
+                    and (e2e_bound is None or e2e <= e2e_bound)
+                    and (itl is None or not gaps or sum(gaps) / len(gaps) <= itl)):
+                w[7] += 1
+
+    def _over(self, index: int) -> None:
+        over = self.over
+        while len(over) <= index:
+            over.append(0)
+        over[index] += 1
+
     def window_means(self, count: int) -> List[Tuple[int, Optional[float]]]:
         return [(w[0], w[2].mean()) for w in (self._window(i) for i in range(count))]
 
     def to_json(self, windows_run: int) -> dict:
         windows = [self._window(i) for i in range(windows_run)]
+        out_windows = [{"ok": w[0], "errors": dict(w[1]), "hist": w[2].to_json()}
+                       for w in windows]
+        if self.stream:
+            for doc, w in zip(out_windows, windows):  # noqa: B905 - Python 3.7
+                doc.update(ttft=w[3].to_json(), itl=w[4].to_json(), tokens=w[5].to_json(),
+                           out_tokens=w[6], good=w[7])
+        if self.bounds is not None:
+            over = self.over
+            for i, doc in enumerate(out_windows):
+                doc["over"] = over[i] if i < len(over) else 0
         return {"inferences_per_request": self.inferences,
-                "windows": [{"ok": w[0], "errors": dict(w[1]), "hist": w[2].to_json()}
-                            for w in windows],
+                "windows": out_windows,
                 "sent": self.sent, "ok": self.ok, "errors": dict(self.errors),
                 "error_codes": dict(self.codes), "error_examples": dict(self.examples),
                 "unanswered": self.unanswered,
@@ -758,7 +634,8 @@ class PointPlan:
     def __init__(self, *, mode: str, value: float, start: float, warmup_s: float,
                  window_s: float, max_windows: int, stable_windows: int, percent: float,
                  early_stop: bool, drain_s: float, schedule: str = "constant",
-                 phase: float = 0.0, seed: Any = None) -> None:
+                 phase: float = 0.0, seed: Any = None,
+                 bounds: Optional[Tuple[Optional[float], ...]] = None) -> None:
         self.mode = mode
         self.value = value
         self.start = start
@@ -772,6 +649,8 @@ class PointPlan:
         self.schedule = schedule
         self.phase = phase
         self.seed = seed
+        #: A capacity search's bounds (``ModelRecorder.bounds``), or None.
+        self.bounds = tuple(bounds) if bounds is not None else None
 
     @property
     def m0(self) -> float:
@@ -802,7 +681,8 @@ async def _closed_sender(rec: ModelRecorder, send: Sender, target: Target,
         failure = await send(data)
         rec.done(t0, pc(), failure)
         state.finished_one()
-        if failure is not None and failure[0] in BACKOFF_KINDS:
+        if (failure is not None and failure.__class__ is tuple
+                and failure[0] in BACKOFF_KINDS):
             await asyncio.sleep(BACKOFF_S)
 
 
@@ -842,24 +722,80 @@ async def _open_dispatch(rec: ModelRecorder, send: Sender, target: Target, state
         task.add_done_callback(tasks.discard)
 
 
-async def run_point(plan: PointPlan, targets: List[Target], engines: Dict[str, Any]) -> dict:
+def cpu_s() -> float:
+    """This process's CPU time (user + system), seconds."""
+    try:
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    except ImportError:  # pragma: no cover - not a Unix
+        return time.process_time()
+
+
+class PointControl:
+    """How a worker process takes part in a point its coordinator decides about
+    (:mod:`hpctriton_probe.load.workers`): told about the end of the warm-up and of
+    each window, and stopped from outside instead of by its own stability rule."""
+
+    def __init__(self) -> None:
+        self.stop_after: Optional[int] = None
+        self._wake: Optional[asyncio.Future] = None
+
+    def warmup(self, figures: Dict[str, Any]) -> None:
+        """The warm-up ended: CPU, wall time and answers so far."""
+
+    def window(self, done: int, recorders: Dict[str, "ModelRecorder"]) -> None:
+        """Window ``done - 1`` ended."""
+
+    def stop(self, windows_run: int) -> None:
+        """Called from the event loop: end the point after ``windows_run`` windows."""
+        self.stop_after = windows_run
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def wait_until(self, t: float) -> None:
+        """Sleep until ``t``, or until :meth:`stop`."""
+        if self.stop_after is not None:
+            return
+        self._wake = asyncio.get_running_loop().create_future()
+        try:
+            delay = t - time.perf_counter()
+            if delay > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._wake), delay)
+        finally:
+            self._wake = None
+        if self.stop_after is None:
+            await sleep_until(t)
+
+
+async def run_point(plan: PointPlan, targets: List[Target], engines: Dict[str, Any],
+                    control: Optional[PointControl] = None) -> dict:
     """Drive every target at ``plan.value`` from ``plan.start``: warm-up, measurement
-    windows until the stability rule holds (with ``early_stop``) or ``max_windows``,
-    then wait for the answers still out (at most ``drain_s``). Returns the point's
-    windows per model, ready for ``loadstats``."""
+    windows until the stability rule holds (with ``early_stop``; a worker's
+    ``control`` decides instead) or ``max_windows``, then wait for the answers still
+    out (at most ``drain_s``). Returns the point's windows per model, ready for
+    ``loadstats``, and ``warmup``: this process's CPU and answers in the warm-up (the
+    client's self-check)."""
     m0 = plan.m0
     open_loop = plan.mode == "request_rate"
     recorders = {t.model: ModelRecorder(t.model, t.inferences, m0, plan.window_s,
-                                        plan.max_windows, open_loop) for t in targets}
+                                        plan.max_windows, open_loop, t.stream, plan.bounds)
+                 for t in targets}
     state = _State(m0 + plan.max_windows * plan.window_s)
     loop = asyncio.get_running_loop()
     await sleep_until(plan.start)
     late_s = max(0.0, time.perf_counter() - plan.start)
+    cpu0 = cpu_s()
+    t0 = time.perf_counter()
     senders = []
     for index, target in enumerate(targets):
         engine = engines[target.model]
         rec = recorders[target.model]
         if open_loop:
+            if plan.value <= 0:
+                continue
             times = schedule_times(plan.start, float(plan.value), plan.schedule,
                                    phase=plan.phase, seed=(plan.seed, index))
             senders.append(loop.create_task(_open_dispatch(
@@ -868,9 +804,28 @@ async def run_point(plan: PointPlan, targets: List[Target], engines: Dict[str, A
             for lane in range(int(plan.value)):
                 senders.append(loop.create_task(_closed_sender(
                     rec, engine.sender(lane), target, state)))
+    warmup: Optional[Dict[str, Any]] = None
+    if plan.warmup_s > 0:
+        if control is not None:
+            await control.wait_until(m0)
+        else:
+            await sleep_until(m0)
+        warmup = {"cpu_s": round(cpu_s() - cpu0, 6),
+                  "wall_s": round(time.perf_counter() - t0, 6),
+                  "answered": sum(r.ok + sum(r.errors.values()) for r in recorders.values())}
+        if control is not None:
+            control.warmup(warmup)
     windows_run = plan.max_windows
     stopped_early = False
     for i in range(plan.max_windows):
+        if control is not None:
+            if control.stop_after is not None:
+                break
+            await control.wait_until(m0 + (i + 1) * plan.window_s)
+            if control.stop_after is not None:
+                break
+            control.window(i + 1, recorders)
+            continue
         await sleep_until(m0 + (i + 1) * plan.window_s)
         done = i + 1
         if (plan.early_stop and plan.stable_windows <= done < plan.max_windows
@@ -879,6 +834,9 @@ async def run_point(plan: PointPlan, targets: List[Target], engines: Dict[str, A
             windows_run = done
             stopped_early = True
             break
+    if control is not None and control.stop_after is not None:
+        windows_run = min(plan.max_windows, control.stop_after)
+        stopped_early = windows_run < plan.max_windows
     state.stop_at = m0 + windows_run * plan.window_s
     for rec in recorders.values():
         rec.limit = windows_run
@@ -901,5 +859,5 @@ async def run_point(plan: PointPlan, targets: List[Target], engines: Dict[str, A
     for rec in recorders.values():
         rec.unanswered = max(0, rec.sent - rec.ok - sum(rec.errors.values()))
     return {"windows_run": windows_run, "stopped_early": stopped_early,
-            "late_s": round(late_s, 4),
+            "late_s": round(late_s, 4), "warmup": warmup,
             "models": {m: r.to_json(windows_run) for m, r in recorders.items()}}

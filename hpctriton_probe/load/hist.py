@@ -131,6 +131,16 @@ class Histogram:
     def mean(self) -> Optional[float]:
         return self.total / self.count if self.count else None
 
+    def count_above(self, value: float) -> int:
+        """How many recorded values exceed ``value``, by bucket (a bucket counts when its
+        middle does: off by at most the values of the one bucket holding ``value``)."""
+        out = 0
+        for index, n in self.counts.items():
+            low, high = bucket_bounds(index, self.bits)
+            if (low + high) / 2.0 > value:
+                out += n
+        return out
+
     def quantile(self, q: float) -> Optional[float]:
         """The value at quantile ``q`` (0..1): the middle of the bucket holding the
         recorded value of rank ``ceil(q * count)`` (numpy's ``inverted_cdf``), clamped

@@ -22,7 +22,7 @@ import base64
 import json
 import os
 import struct
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 #: Every datatype of Triton's inference protocol.
 TRITON_DATATYPES = ("BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
@@ -67,6 +67,21 @@ def np_dtype(datatype: str) -> Any:
     if datatype == "BF16":
         return np.dtype("float32")
     return np.dtype(_NUMPY_NAMES[datatype])
+
+
+def shape_fits(declared: List[int], got: List[int], batch: Optional[int]) -> bool:
+    """Whether an output of shape ``got`` fits the model's declared dims (-1 is any),
+    the first dimension being the batch of ``batch`` requests when given."""
+    if len(declared) != len(got):
+        return False
+    # noqa below: zip(strict=) needs Python 3.10; the lengths were compared just above.
+    for i, (d, g) in enumerate(zip(declared, got)):  # noqa: B905
+        if i == 0 and batch is not None:
+            if g != batch:
+                return False
+        elif d >= 0 and d != g:
+            return False
+    return True
 
 
 def model_dims(io: dict, max_batch_size: int) -> list:
@@ -290,6 +305,8 @@ class PreparedInputs:
         self.source = "synthesized"
         #: Input name -> the dims given to its dynamic (-1) dimensions.
         self.defaulted_dims: Dict[str, List[int]] = {}
+        #: Optional inputs not sent (nothing gave them a value).
+        self.left_out: List[str] = []
 
     def describe(self) -> list:
         return [{"name": n, "datatype": dt, "shape": list(a.shape)} for n, dt, a in self.arrays]
@@ -298,14 +315,20 @@ class PreparedInputs:
 def prepare(metadata: dict, max_batch_size: int, *, batch_size: int = 1,
             shapes: Optional[dict] = None, data: Optional[dict] = None,
             data_path: str = "", expected: Optional[dict] = None,
-            expected_path: str = "") -> PreparedInputs:
+            expected_path: str = "", optional: Sequence[str] = (),
+            fixed: Optional[Dict[str, Any]] = None) -> PreparedInputs:
     """Inputs for one model from its normalized metadata.
 
     ``data`` and ``expected`` are documents from ``load_data_file``. Without ``data``,
     inputs are synthesized. ``batch_size`` > 1 needs a model with ``max_batch_size``
-    of at least that.
+    of at least that. ``fixed``: values of inputs given by name (the load check's
+    ``inputs`` and prompts), in perf_analyzer's tensor layout, one batch element each.
+    ``optional``: the model's optional inputs (its config says so), which are left out
+    unless ``fixed`` or the first ``data`` entry gives them: a made-up value of an
+    optional input (a token limit of -3) would change what the model does.
     """
     shapes = shapes or {}
+    fixed = fixed or {}
     prep = PreparedInputs()
     if max_batch_size <= 0 and batch_size != 1:
         raise InputError(f"batch_size {batch_size} asked, but the model does not batch "
@@ -316,9 +339,23 @@ def prepare(metadata: dict, max_batch_size: int, *, batch_size: int = 1,
     entries = (data or {}).get("data")
     if data is not None and not entries:
         raise InputError("{}: no \"data\" entries".format(data_path or "input data"))
+    names = [io["name"] for io in metadata["inputs"]]
+    unknown = sorted(set(fixed) - set(names))
+    if unknown:
+        raise InputError("inputs: {} {} not an input of the model (inputs: {})".format(
+            ", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(names)))
     for index, io in enumerate(metadata["inputs"]):
         name, datatype = io["name"], io["datatype"]
         dims = model_dims(io, max_batch_size)
+        if name in fixed:
+            arr = batch_from_entries([{name: fixed[name]}], name, datatype,
+                                     [int(d) for d in shapes.get(name, dims)],
+                                     max_batch_size, batch_size, "inputs")
+            prep.arrays.append((name, datatype, arr))
+            continue
+        if name in optional and not (entries and name in entries[0]):
+            prep.left_out.append(name)
+            continue
         if entries:
             prep.source = "file"
             arr = batch_from_entries(entries, name, datatype,

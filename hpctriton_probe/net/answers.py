@@ -126,6 +126,28 @@ def model_metrics(families: List[Family], model: str) -> Dict[str, Any]:
     return {k: int(v) if float(v).is_integer() else v for k, v in sorted(out.items())}
 
 
+def model_counters(families: List[Family], model: str) -> Dict[str, Any]:
+    """The counters among :func:`model_metrics` (``# TYPE … counter``): the values that
+    only grow while the server runs, so two scrapes' difference is what happened
+    between them (gauges such as pending requests are left out)."""
+    counters = {s.name for f in families if f.type == "counter" for s in f.samples}
+    return {k: v for k, v in model_metrics(families, model).items() if k in counters}
+
+
+def counters_delta(before: Dict[str, Any], after: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``after - before`` of every counter both scrapes have; None when one went down
+    (the server restarted between the scrapes, so the difference means nothing)."""
+    out: Dict[str, Any] = {}
+    for key, value in after.items():
+        prior = before.get(key)
+        if isinstance(value, (int, float)) and isinstance(prior, (int, float)):
+            if value < prior:
+                return None
+            diff = value - prior
+            out[key] = int(diff) if float(diff).is_integer() else round(diff, 6)
+    return out
+
+
 def batching_ratio(values: Dict[str, Any]) -> Optional[float]:
     """Inferences per model execution: above 1 when dynamic batching merges requests."""
     executions = values.get("nv_inference_exec_count") or 0

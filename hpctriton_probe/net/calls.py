@@ -5,10 +5,13 @@ failure means.
   exponential backoff, ``probe.retries`` times; once an endpoint has refused through
   all retries it is not retried again in the same run, so a dead server fails in
   seconds rather than once per check.
-* ``timeout`` (connected, no answer in time) fails at the check's timeout; the rest of
-  that check's calls to the same endpoint are not tried (they would each wait out the
-  timeout again), so a server that accepts connections and never answers costs one
-  timeout per check and protocol.
+* ``timeout`` (connected, no answer in time) fails at the check's timeout, and the
+  endpoint is then *silent* for the rest of the run: every later call to it, in any
+  check, fails at once ("not answering since the health check"), so a server that
+  accepts connections and never answers costs one timeout in all. The runner's first
+  contact (``net.contact``) finds silent endpoints before the checks, all at once; the
+  first check that then calls one reports the timeout, the later ones that it is
+  still not answering.
 * ``server`` (the server answered with an error) fails with the server's own message.
 * ``probe`` (anything unexpected on the client side) is an ``error``, not a ``fail``.
 """
@@ -100,8 +103,34 @@ def classify(exc: BaseException) -> Tuple[str, str, Optional[str]]:
     return "probe", f"{name}: {exc}", None
 
 
+class Silence:
+    """An endpoint that did not answer in time: to what, within what, and in which check
+    (``""``: outside any check; None while nobody has reported it: found by the first
+    contact, before the checks)."""
+
+    def __init__(self, endpoint: str, what: str, timeout_s: float,
+                 check: Optional[str], elapsed_s: float = 0.0) -> None:
+        self.endpoint = endpoint
+        self.what = what
+        self.timeout_s = timeout_s
+        self.check = check
+        self.elapsed_s = elapsed_s
+
+    @property
+    def why(self) -> str:
+        """``no answer to server live within 10 s``."""
+        if self.what == Caller.FIRST_CONTACT:
+            return f"no answer within {self.timeout_s:g} s at {self.what}"
+        return f"no answer to {self.what} within {self.timeout_s:g} s"
+
+
 class Caller:
-    """Makes calls for one task: the retry policy and what the run learned so far."""
+    """Makes calls for one task: the retry policy and what the run learned so far.
+
+    ``check`` is the check making calls now and ``in_hook`` whether they come from its
+    ``before_all`` hook (the runner sets both): a silent endpoint found by the first
+    contact is reported as a timeout by the first check that calls it, never by a hook.
+    """
 
     def __init__(self, retries: int, backoff_s: float, *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -111,15 +140,48 @@ class Caller:
         #: Endpoints that refused through all retries in this run (-> how many attempts):
         #: they are not retried again.
         self.refused: Dict[str, int] = {}
+        #: Endpoints that did not answer in time in this run: not called again.
+        self.silent: Dict[str, Silence] = {}
+        self.check: Optional[str] = None
+        self.in_hook = False
+
+    def mark_silent(self, endpoint: str, timeout_s: float, elapsed_s: float = 0.0) -> None:
+        """``endpoint`` did not answer within ``timeout_s`` at the first contact, before
+        any check called it; the first check that calls it reports that."""
+        self.silent.setdefault(endpoint, Silence(endpoint, self.FIRST_CONTACT, timeout_s,
+                                                 None, elapsed_s))
+
+    #: ``what`` of endpoints the first contact found silent.
+    FIRST_CONTACT = "the first contact, before the checks"
+
+    def raise_if_silent(self, endpoint: str) -> None:
+        """``CallFailure`` (a timeout) when ``endpoint`` is silent: at once, untried."""
+        silence = self.silent.get(endpoint)
+        if silence is None:
+            return
+        if silence.check is None and not self.in_hook and self.check is not None:
+            silence.check = self.check  # this check reports it; later ones say "since"
+            raise CallFailure("timeout", f"no answer from {endpoint} within "
+                              f"{silence.timeout_s:g} s (first contact, before the checks)",
+                              attempts=1, elapsed_s=silence.elapsed_s)
+        since = (f"since the {silence.check} check" if silence.check
+                 else "since an earlier call" if silence.check == ""
+                 else f"since {self.FIRST_CONTACT}")
+        raise CallFailure("timeout", f"not tried: {endpoint} not answering {since} "
+                                     f"({silence.why})", attempts=0)
 
     def call(self, endpoint: str, fn: Callable[[], Any], *, what: str,
              timeout_s: float, reset: Optional[Callable[[], Any]] = None,
-             fn_factory: Optional[Callable[[], Callable[[], Any]]] = None) -> Any:
+             fn_factory: Optional[Callable[[], Callable[[], Any]]] = None,
+             track_silence: bool = True) -> Any:
         """Run ``fn()``; retry while ``endpoint`` refuses connections.
 
         ``fn_factory`` (when given) builds a fresh ``fn`` for each retry after ``reset``
-        has dropped the old client.
+        has dropped the old client. An endpoint that is silent fails at once; with
+        ``track_silence`` (not for calls that may take long for good reasons, like an
+        inference), a timeout makes it silent for the rest of the run.
         """
+        self.raise_if_silent(endpoint)
         attempts = 0
         delay = self.backoff_s
         start = time.monotonic()
@@ -155,6 +217,9 @@ class Caller:
                         elapsed)
                 elif kind == "timeout":
                     message = f"no answer from {endpoint} within {timeout_s:g} s ({what})"
+                    if track_silence:
+                        self.silent[endpoint] = Silence(endpoint, what, timeout_s,
+                                                        self.check or "", elapsed)
                 elif kind in ("unreachable", "tls"):
                     message = f"{endpoint} ({what}): {message}"
                 raise CallFailure(kind, message, status_code=status, attempts=attempts,

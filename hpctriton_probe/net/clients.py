@@ -57,15 +57,30 @@ def import_client(protocol: str) -> Any:
 def expand_headers(headers: Mapping[str, str],
                    environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """``${VAR}`` in header values from the environment; a missing variable is an error
-    (sending ``Bearer `` with an empty token would only confuse the server's answer)."""
+    (sending ``Bearer `` with an empty token would only confuse the server's answer).
+
+    White space around a value is not part of it (RFC 9110) and is removed: a token
+    read from a file usually ends with a line break. A line break or another control
+    character inside a value is an error. Messages name the header, never its value
+    (nor the variable's): values are secrets (``redact``)."""
     env = os.environ if environ is None else environ
     out = {}
     for key, value in headers.items():
         missing = [m.group(1) for m in _VAR.finditer(value) if m.group(1) not in env]
         if missing:
-            raise SpecError("server.headers.{}: environment variable {} is not set (the "
-                            "header value is {!r})".format(key, ", ".join(missing), value))
-        out[key] = _VAR.sub(lambda m: env[m.group(1)], value)
+            raise SpecError("server.headers.{}: environment variable {} is not set".format(
+                key, ", ".join(missing)))
+        expanded = _VAR.sub(lambda m: env[m.group(1)], value)
+        stripped = expanded.strip(" \t\r\n")
+        if stripped != expanded:
+            log.warning("server.headers.%s: white space (a line break?) around its value "
+                        "was removed", key)
+        bad = [c for c in stripped if (ord(c) < 32 and c != "\t") or ord(c) == 127]
+        if bad:
+            raise SpecError(f"server.headers.{key}: its value holds a control character "
+                            f"(U+{ord(bad[0]):04X}: a line break?), which no HTTP or gRPC "
+                            "header can carry")
+        out[key] = stripped
     return out
 
 

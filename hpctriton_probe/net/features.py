@@ -18,6 +18,16 @@ from a version number: back-ports and odd builds then do the right thing too.
   with that reason.
 * **The asyncio clients.** :func:`aio_problem` says why ``tritonclient.<protocol>.aio``
   cannot be used (it needs aiohttp / grpc.aio), for checks that want it.
+* **Old generated protobuf code.** tritonclient before about 2.22 ships gRPC code
+  generated for protobuf 3; under protobuf 4 and newer its import fails with
+  "TypeError: Descriptors cannot be created directly". :func:`protobuf_problem` finds
+  that; the probe then runs again with the pure-Python protobuf
+  (``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python``, see ``cli``), which reads such
+  code, and says so (:func:`workarounds`).
+
+Whatever the probe does differently from a plain run is noted with
+:func:`note_workaround`; the runner copies the notes into ``results.json``
+(``run.workarounds``) and probe.log has them too.
 
 Standard library only at import time: tritonclient and grpc are imported inside the
 functions that need them.
@@ -28,10 +38,91 @@ from __future__ import annotations
 import collections
 import inspect
 import logging
+import os
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 log = logging.getLogger("hpctriton_probe")
+
+_WORKAROUNDS: List[str] = []
+
+#: Set in the environment of a probe started again with the pure-Python protobuf; its
+#: value says why (see :func:`protobuf_problem`).
+PROTOBUF_RERUN = "HPCTRITON_PROBE_PROTOBUF_RERUN"
+#: The error of protobuf 4+ on code generated for protobuf 3.
+DESCRIPTORS_ERROR = "Descriptors cannot be created directly"
+
+
+def note_workaround(text: str, level: int = logging.INFO) -> None:
+    """Record something the probe does because of the installed versions (once)."""
+    if text not in _WORKAROUNDS:
+        _WORKAROUNDS.append(text)
+        log.log(level, "%s", text)
+
+
+def workarounds() -> List[str]:
+    """What the probe does differently because of the installed versions, so far."""
+    rerun = os.environ.get(PROTOBUF_RERUN)
+    if rerun and rerun not in _WORKAROUNDS:
+        note_workaround(rerun, logging.WARNING)
+    return list(_WORKAROUNDS)
+
+
+def protobuf_problem() -> Optional[str]:
+    """Why ``tritonclient.grpc`` cannot be imported with this protobuf, when the cure is
+    the pure-Python protobuf (old generated code under protobuf 4+); None otherwise
+    (it imports, or fails for another reason that the checks report)."""
+    try:
+        import tritonclient.grpc  # noqa: F401 - importing is the question
+    except TypeError as exc:
+        if DESCRIPTORS_ERROR not in str(exc):
+            return None
+        import sys
+
+        protobuf = getattr(sys.modules.get("google.protobuf"), "__version__", "?")
+        return (f"{client_version()}'s generated gRPC code fails with protobuf {protobuf} "
+                f"(TypeError: {DESCRIPTORS_ERROR}): the probe ran again with "
+                "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python (pure-Python protobuf, "
+                "slower to encode and decode)")
+    except Exception:  # noqa: BLE001 - any other import problem is reported by the checks
+        return None
+    return None
+
+
+def repair_map_fields() -> bool:
+    """Make old generated code's map fields maps again under the pure-Python protobuf.
+
+    Code generated for protobuf 3 marks a map's entry type only in its serialized
+    options (``map_entry``); protobuf 4+ in pure-Python mode reads the flag from the
+    ``is_map_entry`` argument, which that code does not pass, so ``InferInput.parameters``
+    becomes a list and tritonclient's ``parameters.pop(key, None)`` fails ("pop() takes
+    from 1 to 2 positional arguments"). Wrapping ``Descriptor.__init__`` before
+    tritonclient.grpc is imported sets the flag from the options. Only in the rerun
+    with ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python``; returns whether installed.
+    """
+    try:
+        from google.protobuf import descriptor
+        from google.protobuf.internal import api_implementation
+    except Exception:  # noqa: BLE001 - no protobuf: nothing to repair
+        return False
+    if api_implementation.Type() != "python" or getattr(descriptor.Descriptor, "_hpct", 0):
+        return False
+    original = descriptor.Descriptor.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if getattr(self, "_is_map_entry", True):
+            return
+        try:
+            if kwargs.get("serialized_options") == b"8\x01" or self.GetOptions().map_entry:
+                self._is_map_entry = True
+        except Exception:  # noqa: BLE001 - protobuf's own bootstrap descriptors
+            pass
+
+    descriptor.Descriptor.__init__ = init
+    descriptor.Descriptor._hpct = 1
+    return True
+
 
 #: Fields of tritonclient.grpc.KeepAliveOptions the probe sets, in the probe's order.
 KEEPALIVE_FIELDS = ("keepalive_time_ms", "keepalive_timeout_ms",
@@ -181,8 +272,8 @@ class GrpcDeadlines:
         self._local = threading.local()
         self._native: Dict[str, bool] = {}
         self.mode = mode or self._install_interceptor()
-        log.info("%s: gRPC calls other than infer take no client_timeout; the probe sets "
-                 "their deadlines itself (%s)", client_version(), self.mode)
+        note_workaround(f"{client_version()}: gRPC calls other than infer take no "
+                        f"client_timeout; the probe sets their deadlines itself ({self.mode})")
 
     @staticmethod
     def needed(client: Any) -> bool:

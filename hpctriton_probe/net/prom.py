@@ -169,7 +169,9 @@ def iter_families(text: str) -> Iterator[Family]:
     ``# HELP`` line starts an ``untyped`` family of its own.
     """
     current: Optional[Family] = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    # "\n" ends a line, nothing else: str.splitlines() also splits at U+2028 and other
+    # characters a label value may hold (found by the generated-text test)
+    for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line:
             continue

@@ -1,7 +1,7 @@
 """Everything hpctriton knows about the output of the ``dicos`` command, in one place.
 
-The contract comes from ASGC's public user documentation (summarised in the README,
-"DiCOS"); a change on the real side should be a change to this file only.
+The contract comes from ASGC's public user documentation (summarised in
+docs/schedulers.md, "DiCOS"); a change on the real side should be a change to this file only.
 
 * ``dicos job submit`` prints ``Job <JobID> is submitted. (TaskID: <TaskID>)`` per job.
 * ``dicos job getoutput`` prints ``Got output of job <JobID> in ./DiCOS_job_<JobID>_<Name>_output``.

@@ -1,7 +1,7 @@
 """DiCOS (ASGC): ``dicos job submit`` from inside the staged bundle.
 
-The command-line contract is summarised in the README (from ASGC's public user
-documentation); all parsing of ``dicos`` output lives in
+The command-line contract is summarised in docs/schedulers.md (from ASGC's public
+user documentation); all parsing of ``dicos`` output lives in
 :mod:`hpctriton.schedulers.dicos.parse`.
 
 * One DiCOS task per run. Without a sweep, ``-j N`` copies of the job run task 0's spec
@@ -203,8 +203,9 @@ class DicosScheduler(Scheduler[DicosOptions]):
 
     def prepare_collect(self, transport: Transport, run: RunView,
                         tasks: Sequence[int]) -> None:
-        """``dicos job getoutput`` in a fresh folder, then link each job's results into
-        ``results/<task>`` so they are fetched exactly like Slurm results."""
+        """``dicos job getoutput`` in a fresh folder, then move each job's results folder
+        to ``results/<task>`` so they are fetched exactly like Slurm results (moved, never
+        linked: collect follows no link on the cluster)."""
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         folder = f"{run.remote_dir}/outputs/{stamp}"
         jobs = {t: j for t in tasks if (j := run.job_for_task(t)) is not None}
@@ -216,7 +217,7 @@ class DicosScheduler(Scheduler[DicosOptions]):
         except RemoteError as exc:
             raise CollectError(str(exc)) from None
         outputs = dicos_cli.parse_outputs(result.stdout)
-        links = []
+        moves = []
         for task, job in jobs.items():
             out = outputs.get(job.job_id)
             if out is None:
@@ -224,11 +225,11 @@ class DicosScheduler(Scheduler[DicosOptions]):
                                    f"job {job.job_id} (task {task}); it printed:\n"
                                    + result.stdout.strip())
             source = f"{folder}/{out.removeprefix('./')}/results/{job.extra.get('spec_task', 0)}"
-            links.append((source, f"{run.remote_dir}/results/{task}"))
-        if links:
-            script = templating.render("hpctriton.schedulers.dicos:link_outputs.sh.j2",
-                                       results_dir=f"{run.remote_dir}/results", links=links)
-            transport.run_script(script).check("linking the DiCOS outputs")
+            moves.append((source, f"{run.remote_dir}/results/{task}"))
+        if moves:
+            script = templating.render("hpctriton.schedulers.dicos:move_outputs.sh.j2",
+                                       results_dir=f"{run.remote_dir}/results", moves=moves)
+            transport.run_script(script).check("moving the DiCOS outputs into results/")
 
     def doctor(self, transport: Transport, cluster: ClusterView) -> list[DoctorCheck]:
         checks = []

@@ -29,10 +29,98 @@ SLURM_STATES: dict[str, JobState] = {
     "CANCELLED": JobState.CANCELLED, "REVOKED": JobState.CANCELLED,
 }
 
+#: Pending reasons that cannot clear without an administrator: a task pending this long
+#: (a cluster's ``max_pending_s``) for one of them fails, and its job is cancelled so it
+#: does not run unattended later. After ReFrame's ``_cancel_if_blocked`` (its list, plus
+#: invalid accounts and QOS, per-job limits, an administrator's hold and unsatisfiable
+#: constraints or dependencies); left out on purpose: ``QOSJobLimit``,
+#: ``QOSResourceLimit``, ``QOSUsageThreshold`` and ``Licenses``, which clear when other
+#: jobs end. ``ReqNodeNotAvail`` counts only when every node it names is down or drained
+#: (:func:`nodes_down`), as ReFrame checks too.
+SLURM_BLOCKED_REASONS: dict[str, str] = {
+    "PartitionDown": "the partition is down",
+    "PartitionInactive": "the partition is inactive",
+    "PartitionNodeLimit": "the job asks for more nodes than the partition allows, or the "
+                          "partition's nodes are down or drained",
+    "PartitionTimeLimit": "the job's time limit is longer than the partition allows",
+    "NodeDown": "a node the job needs is down",
+    "FrontEndDown": "no front-end node is available",
+    "ReqNodeNotAvail": "every node the job can use is down or drained",
+    "InvalidAccount": "the job's account is invalid",
+    "InvalidQOS": "the job's QOS is invalid",
+    "AccountNotAllowed": "the job's account may not use the partition",
+    "QOSNotAllowed": "the job's QOS may not use the partition",
+    "JobHeldAdmin": "an administrator holds the job",
+    "BadConstraints": "the job's constraints cannot be satisfied",
+    "DependencyNeverSatisfied": "the job depends on a job that will never let it start",
+}
+#: Per-job limits (``AssocMaxCpuPerJobLimit``, ``QOSMaxWallDurationPerJobLimit``…): the
+#: job asks for more than it may ever have.
+_PER_JOB_LIMIT = re.compile(r"^(Assoc|QOS)Max\w*PerJob\w*Limit$")
+#: Node states that mean "not coming back without an administrator".
+NODE_DOWN_STATES = ("DOWN", "DRAIN", "FAIL", "MAINT", "NOT_RESPONDING", "FUTURE",
+                    "INVALID_REG", "POWERED_DOWN")
+#: What a reason means for the user, where Slurm's word alone does not say it.
+SLURM_REASON_HELP: dict[str, str] = {
+    "JobLaunchFailure": "Slurm could not launch the job; most often its output file "
+                        "(--output) could not be created on the compute node: check that "
+                        "the workdir exists there and is writable",
+}
+
 #: Words in sbatch's stderr that mean "try again": the controller was busy or away.
 TRANSIENT_ERRORS = ("Socket timed out", "Resource temporarily unavailable",
                     "Unable to contact slurm controller", "Zero Bytes were transmitted",
                     "slurm_receive_msg", "Connection refused")
+
+
+def reason_word(reason: str) -> str:
+    """``ReqNodeNotAvail, UnavailableNodes:n[1-3]`` -> ``ReqNodeNotAvail``."""
+    return reason.strip().strip("()").split(",")[0].split(":")[0].strip()
+
+
+def blocked_reason(reason: str) -> str | None:
+    """Why a pending job with this reason can never start without an administrator, or
+    None when it may still start by itself.
+
+    Example::
+
+        >>> blocked_reason("PartitionDown")
+        'the partition is down'
+        >>> blocked_reason("Priority") is None
+        True
+    """
+    word = reason_word(reason)
+    if word in SLURM_BLOCKED_REASONS:
+        return SLURM_BLOCKED_REASONS[word]
+    if _PER_JOB_LIMIT.match(word):
+        return "the job asks for more than a per-job limit allows"
+    return None
+
+
+def unavailable_nodes(reason: str) -> str:
+    """The node list of ``ReqNodeNotAvail, UnavailableNodes:n[1-3]`` ("" when none)."""
+    _, _, nodes = reason.partition("UnavailableNodes:")
+    return nodes.strip().strip(")").strip()
+
+
+def nodes_down(text: str) -> bool:
+    """``scontrol -o show node …`` output: True when it lists nodes and every one is in a
+    state that needs an administrator (down, drained, failed…)."""
+    states = re.findall(r"(?:^|\s)State=(\S+)", text)
+    return bool(states) and all(any(d in state.upper() for d in NODE_DOWN_STATES)
+                                for state in states)
+
+
+def explain(reason: str) -> str:
+    """A reason with what it means for the user, when Slurm's word does not say it."""
+    help_text = SLURM_REASON_HELP.get(reason_word(reason))
+    return f"{reason}: {help_text}" if help_text else reason
+
+
+def _exit_code(text: str) -> int | None:
+    """sacct's ``ExitCode`` ``74:0`` -> 74 (None for ``0:0`` or nothing)."""
+    code, _, _signal = text.partition(":")
+    return int(code) if code.isdigit() and int(code) else None
 
 
 def slurm_state(raw: str) -> JobState:
@@ -94,7 +182,8 @@ def parse_sacct(text: str, run: RunView) -> dict[int, SchedulerInfo]:
         if len(fields) < 3 or not fields[0]:
             continue
         job_id, state_raw = fields[0], fields[2]
-        reason = fields[4] if len(fields) > 4 and fields[4] not in ("None", "") else ""
+        reason = explain(fields[4]) if len(fields) > 4 and fields[4] not in ("None", "") else ""
+        code = _exit_code(fields[3]) if len(fields) > 3 else None
         base, _, index_spec = job_id.partition("_")
         indices: list[int | None] = list(_indices(index_spec)) if index_spec else [None]
         for index in indices:
@@ -103,7 +192,8 @@ def parse_sacct(text: str, run: RunView) -> dict[int, SchedulerInfo]:
                 continue
             task, _job = hit
             info[task] = SchedulerInfo(slurm_state(state_raw), f"{base}_{index}"
-                                       if index is not None else base, reason, state_raw)
+                                       if index is not None else base, reason, state_raw,
+                                       code)
     return info
 
 
@@ -122,7 +212,7 @@ def parse_squeue(text: str, run: RunView) -> dict[int, SchedulerInfo]:
         if hit is None:
             continue
         task, _job = hit
-        reason = "" if reason in ("None", "(null)") else reason
+        reason = "" if reason in ("None", "(null)") else explain(reason)
         info[task] = SchedulerInfo(slurm_state(state_raw), shown, reason, state_raw)
     return info
 

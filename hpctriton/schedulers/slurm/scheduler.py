@@ -18,6 +18,7 @@ from simple_slurm.core import Slurm, fmt_value, read_simple_txt
 from hpctriton.errors import CommandError, ConfigError, PartialSubmitError
 from hpctriton.schedulers.base import (
     Capabilities,
+    ChainSpec,
     ClusterView,
     DoctorCheck,
     RenderContext,
@@ -82,6 +83,18 @@ def output_pattern(n_tasks: int) -> str:
     return "results/slurm-%A_%a.out" if n_tasks > 1 else "results/slurm-%j.out"
 
 
+def output_path(remote_dir: str, n_tasks: int) -> str:
+    """The output file as sbatch's ``--output`` takes it: absolute, with ``%`` of the run
+    folder doubled (Slurm's escape), the job and array ids left to Slurm.
+
+    Example::
+
+        >>> output_path("/home/a/100%/run", 1)
+        '/home/a/100%%/run/results/slurm-%j.out'
+    """
+    return f"{remote_dir.replace('%', '%%')}/{output_pattern(n_tasks)}"
+
+
 def newest_jobs(run: RunView, tasks: Sequence[int]) -> dict[str, JobRef]:
     """Job id -> submission, for the newest submission of each task (resubmits win)."""
     jobs: dict[str, JobRef] = {}
@@ -104,7 +117,7 @@ class SlurmScheduler(Scheduler[SlurmOptions]):
     name = "slurm"
     options_model = SlurmOptions
     job_template = "hpctriton.schedulers.slurm:job.sh.j2"
-    capabilities = Capabilities(job_arrays=True, multi_task_load=True)
+    capabilities = Capabilities(job_arrays=True, multi_task_load=True, job_chain=True)
     manual_command = "sbatch job.sh"
 
     def job_values(self, ctx: RenderContext) -> dict[str, Any]:
@@ -169,9 +182,12 @@ class SlurmScheduler(Scheduler[SlurmOptions]):
             size = self._max_array_size(transport, run)
             plan = [(chunk_spec(chunk, parallelism), chunk, chunk[0])
                     for chunk in chunks(tasks, size)]
+        # the output file given whole, its folder's "%" escaped: Slurm expands "%" in
+        # the whole path, the run folder's part included (#SBATCH --output is relative)
+        output = f"--output={output_path(run.remote_dir, run.n_tasks)}"
         submissions = [
-            (["job.sh"] if spec is None else
-             [f"--array={spec}", "job.sh", "--task-offset", str(offset)], offset)
+            ([output, "job.sh"] if spec is None else
+             [f"--array={spec}", output, "job.sh", "--task-offset", str(offset)], offset)
             for spec, _chunk, offset in plan]
         script = templating.render("hpctriton.schedulers.slurm:submit.sh.j2",
                                    remote_dir=run.remote_dir,
@@ -226,6 +242,41 @@ class SlurmScheduler(Scheduler[SlurmOptions]):
         if targets:
             transport.run(["scancel", *cluster_option(jobs.values()), *targets]).check("scancel")
 
+    def check_remote_dir(self, remote_dir: str, where: str) -> None:
+        """A backslash in the run folder cannot reach Slurm's output file name: Slurm
+        reads one there as "expand nothing" and drops it, so every job would fail to
+        launch (``%`` is escaped instead: :func:`output_path`)."""
+        if "\\" in remote_dir:
+            raise ConfigError(
+                f"the run folder {remote_dir!r} holds a backslash: Slurm removes backslashes "
+                "from output file names, so no job could write its output there; choose a "
+                "workdir without one", field=where)
+
+    def blocked(self, transport: Transport, run: RunView,
+                pending: dict[int, SchedulerInfo]) -> dict[int, str]:
+        """Tasks pending for a reason of :data:`.parse.SLURM_BLOCKED_REASONS`;
+        ``ReqNodeNotAvail`` only when ``scontrol`` says every node it names is down or
+        drained (one call per distinct node list)."""
+        found: dict[int, str] = {}
+        nodes_of: dict[str, list[int]] = {}
+        for task, info in pending.items():
+            why = parse.blocked_reason(info.reason)
+            if why is None:
+                continue
+            if parse.reason_word(info.reason) == "ReqNodeNotAvail":
+                nodes = parse.unavailable_nodes(info.reason)
+                if nodes:
+                    nodes_of.setdefault(nodes, []).append(task)
+                continue
+            found[task] = f"{parse.reason_word(info.reason)}: {why}"
+        for nodes, tasks in nodes_of.items():
+            result = transport.run(["scontrol", "-o", "show", "node", nodes])
+            if result.ok and parse.nodes_down(result.stdout):
+                for task in tasks:
+                    found[task] = (f"ReqNodeNotAvail: every node it can use ({nodes}) is "
+                                   "down or drained")
+        return found
+
     def extra_result_files(self, run: RunView, tasks: Sequence[int]) -> list[str]:
         names = []
         for task in tasks:
@@ -238,6 +289,34 @@ class SlurmScheduler(Scheduler[SlurmOptions]):
                 names.append(f"results/slurm-{job.job_id}.out")
         return names
 
+    # ----------------------------------------------------------------- chain
+
+    def chain_script(self, ctx: RenderContext, chain: ChainSpec) -> str:
+        """``chain.sh``: the job's own ``#SBATCH`` directives (but its output and array,
+        given per link), running every task of the bundle one after the other."""
+        options = [(key, value, what) for key, value, what in self.job_values(ctx)
+                   ["sbatch_options"] if key not in ("output", "array", "job-name")]
+        name = self.options(ctx.cluster).job_name or f"hpct-{chain.name}"
+        options.insert(0, ("job-name", name, "slurm job-name"))
+        return templating.render(
+            "hpctriton.schedulers.slurm:chain.sh.j2", sbatch_options=options,
+            name=chain.name, schedule_dir=chain.schedule_dir, interval_s=chain.interval_s,
+            count=chain.count, until_epoch=chain.until_epoch, n_tasks=chain.n_tasks,
+            output_prefix=f"{chain.schedule_dir.replace('%', '%%')}/runs")
+
+    def start_chain(self, transport: Transport, chain: ChainSpec) -> str:
+        run_id = f"{chain.name}-0001"
+        output = f"{chain.schedule_dir.replace('%', '%%')}/runs/{run_id}/results/slurm-%j.out"
+        script = templating.render("hpctriton.schedulers.slurm:chain_start.sh.j2",
+                                   schedule_dir=chain.schedule_dir, run_id=run_id,
+                                   output=output)
+        result = transport.run_script(script, timeout=60)
+        for line in result.stdout.splitlines():
+            if line.startswith("@@JOB "):
+                return line.split()[1].split(";")[0]
+        raise CommandError(result.script, result.exit_code, result.stdout, result.stderr,
+                           message="sbatch of the chain's first link failed")
+
     def doctor(self, transport: Transport, cluster: ClusterView) -> list[DoctorCheck]:
         partition = self.options(cluster).partition
         script = templating.render("hpctriton.schedulers.slurm:doctor.sh.j2",
@@ -246,6 +325,15 @@ class SlurmScheduler(Scheduler[SlurmOptions]):
         for kind, detail in parse.parse_doctor(transport.run_script(script).stdout):
             if kind == "CMD":
                 name, _, path = detail.partition(" ")
+                if name == "scrontab":
+                    # information, never a problem: hpctriton schedule needs no scrontab
+                    checks.append(DoctorCheck(
+                        "scrontab", True,
+                        f"found: {path} (hpctriton schedule still uses its job chain)"
+                        if path != "-" else "none on PATH (Debian's Slurm 22.05 packages "
+                        "ship none): hpctriton schedule uses a job chain (sbatch --begin)",
+                        optional=True))
+                    continue
                 checks.append(DoctorCheck(f"{name} found", path != "-", path,
                                           optional=name in ("sacct", "scontrol")))
             elif kind == "VERSION":
