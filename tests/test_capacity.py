@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from e2e import make_config
@@ -23,6 +24,7 @@ from hpctriton.report.html import html_report
 from hpctriton.report.summary import capacity_lines
 from hpctriton.results.capacity import capacities
 from hpctriton.testing import TritonServer
+from hpctriton_probe.load import search as ls
 from hpctriton_probe.results import exit_code
 from hpctriton_probe.runner import run_task
 
@@ -59,13 +61,69 @@ def md1_rate(service_s: float, percentile: float, bound_s: float) -> float:
     return lo
 
 
+def simulated_answers(service_s: float, overhead_s: float, search: dict, *, runs: int = 400,
+                      warmup_s: float = SHORT["warmup_s"], window_s: float = SHORT["window_s"],
+                      seed: int = 14) -> list[float]:
+    """The answers the search itself (``CapacitySearch`` and ``judge``: the same widening,
+    bisection, step lengths and early-stopping rule) gives on an ideal M/D/1 queue, in
+    ``runs`` searches: each step Poisson arrivals at its rate from an empty queue for
+    ``warmup_s`` plus its windows, one server with the fixed service time ``service_s``,
+    ``overhead_s`` added to every latency (client and network), a request counted in the
+    window its answer ends in, as the recorder counts it. The probe's Poisson process is
+    seedless; a seeded generator makes the distribution of its answers reproducible.
+    0 stands for "no rate met the objective"."""
+    objective = search["objective"]
+    bound_s = objective["latency_ms"] / 1000.0
+    share = objective["percentile"] / 100.0
+    min_requests = ls.default_min_requests(objective["percentile"])
+    rng = np.random.default_rng(seed)
+
+    def measure(rate: float) -> ls.StepFigures:
+        end = warmup_s + ls.step_windows(rate, min_requests, window_s) * window_s
+        arrivals = np.sort(rng.uniform(0.0, end, rng.poisson(rate * end)))
+        i = np.arange(len(arrivals))
+        # one server, fixed service: d_i = max(a_i, d_{i-1}) + s, in closed form
+        ends = (i + 1) * service_s + np.maximum.accumulate(arrivals - i * service_s)
+        ends = ends + overhead_s
+        counted = (ends >= warmup_s) & (ends < end)
+        sojourn = (ends - arrivals)[counted]
+        value = float(np.quantile(sojourn, share)) * 1000.0 if len(sojourn) else None
+        return ls.StepFigures(len(sojourn), int((sojourn > bound_s).sum()),
+                              {"latency_ms": value}, late_share=0.0, late=0)
+
+    answers = []
+    for _ in range(runs):
+        found = ls.CapacitySearch(search["min_rate"], search.get("max_rate"),
+                                  search["precision_percent"],
+                                  search["max_steps"]).run(measure, objective)
+        answers.append(found["rate_per_s"] or 0.0)
+    return answers
+
+
+def run_capacity(triton: TritonServer, tmp_path: Path, model: str, load: dict,
+                 attempts: int = 3) -> tuple[dict, dict, Path]:
+    """A search through the probe; run again (at most ``attempts`` in all) only when
+    its verdict is INVALID for a client-bound step: on this shared 2-core machine (load
+    average 8 to 12 while other tests run) the client's own sends are sometimes more
+    than 10 ms late at 10-20 req/s (5.7 % and 11.1 % of them in two runs of 3): the
+    machine's condition, not the server's answer, which the search rightly refuses to
+    give then. ``test_a_client_that_cannot_keep_its_schedule_...`` tests that verdict."""
+    for attempt in range(attempts):
+        out = tmp_path / f"attempt-{attempt}"
+        task = probe_task(triton, models=[model], checks=[("load", load)])
+        results = run_task(task, str(out), run_id="capacity")
+        [entry] = capacity_entries(results)
+        capacity = entry["details"]["capacity"]
+        if not (capacity["verdict"] == "INVALID" and "client-bound" in capacity["reason"]):
+            break
+    return results, entry, out
+
+
 def test_paced_model_capacity_lies_below_one_over_s_with_the_bound_crossed(
         triton: TritonServer, tmp_path: Path) -> None:
     search = {"objective": {"percentile": 90, "latency_ms": 100}, "min_rate": 10,
               "precision_percent": 10, "max_steps": 8}
-    task = probe_task(triton, models=["paced"], checks=[("load", {**SHORT, "search": search})])
-    results = run_task(task, str(tmp_path), run_id="capacity")
-    [entry] = capacity_entries(results)
+    results, entry, out = run_capacity(triton, tmp_path, "paced", {**SHORT, "search": search})
     capacity = entry["details"]["capacity"]
     steps = capacity["steps"]
     assert capacity["verdict"] == "VALID", capacity["reason"]
@@ -85,25 +143,96 @@ def test_paced_model_capacity_lies_below_one_over_s_with_the_bound_crossed(
     lo, hi = capacity["bracket"]
     assert lo == rate and hi is not None
     assert (hi - lo) / lo <= 0.10 or "max_steps (8) reached" in capacity["reason"]
-    # and what the queue allows: an M/D/1 queue with the server's own time per request
-    # (its statistics, contention on this machine included) keeps p90 <= 100 ms up to
-    # md1_rate(); short steps see less queueing than the steady state, the early-stopping
-    # rule is stricter than the percentile: generous factors either way
-    service_ms = [e["details"]["server"]["compute_infer_avg_ms"] for e in results["checks"]
-                  if e["model"] == "paced" and "search_step" in e["details"]
-                  and e["details"]["search_step"]["verdict"] == "PASS"]
+    # and what the queue allows. The queue: one server whose fixed service time is the
+    # server's own (compute_infer_avg of the steps that met the objective: 20.7-23.3 ms
+    # observed, contention on this machine included), plus the client's and network's
+    # overhead: the median latency of the first step less the service time (the median
+    # of an M/D/1 queue below 50 % load waits nothing: 3-4 ms observed).
+    points = [e for e in results["checks"] if e["model"] == "paced"
+              and "search_step" in e["details"]]
+    service_ms = [e["details"]["server"]["compute_infer_avg_ms"] for e in points
+                  if e["details"]["search_step"]["verdict"] == "PASS"]
     service_s = max(PACED_SERVICE_S, sum(service_ms) / len(service_ms) / 1000.0)
-    allowed = md1_rate(service_s, 0.90, 0.100)
-    assert 0.4 * allowed <= rate <= 1.25 / service_s, (rate, allowed, service_s)
+    overhead_s = max(0.0, points[0]["details"]["latency_ms"]["p50"] / 1000.0 - service_s)
+    # The rate at which that queue's steady state keeps p90 <= 100 ms (Erlang), and the
+    # answers this very search gives on it (400 simulated searches with these step
+    # lengths, precision and early stopping): for s = 21.5 ms, c = 4 ms the steady state
+    # allows 33.6/s, the searches answer 17.5-42.5/s (1st-99th percentile; median 30).
+    # That spread is the search's own at 44 requests a step and is not noise: a step
+    # of ~55 Poisson requests sees from 0 to several over the bound near the answer, and
+    # with 1 over p90 early stopping needs 64 requests (so it FAILs), with too few
+    # arrivals even 0 over FAILs. Short steps from an empty queue see less queueing than
+    # the steady state, hence answers above it. The answer must lie in that band,
+    # widened by NOISE for this shared 2-core machine (load average 8-12 while other
+    # tests run): its latency tail beyond the queue, p90 48-63 ms at 10/s where the
+    # queue gives ~35 ms, lowers the answer; 15 % covers it (answers of 25/s were seen
+    # where the band starts at 17.5/s). Tighter needs longer steps (min_requests 100
+    # gives 24-41/s but doubles the test's length).
+    steady = md1_rate(service_s, 0.90, 0.100 - overhead_s)
+    answers = [a for a in simulated_answers(service_s, overhead_s, search) if a > 0]
+    band = np.quantile(answers, [0.01, 0.99])
+    noise = 0.15
+    figures = (rate, steady, band.tolist(), service_s, overhead_s)
+    assert band[0] * (1 - noise) <= rate <= band[1] * (1 + noise), figures
     # every step's figures: exact request counts, the early-stopping need, the send lag
     for s in steps:
         assert s["requests"] > 0 and s["needed"] >= 44 and s["late_share"] is not None
     point_entries = [e for e in results["checks"] if "search_step" in e["details"]]
     assert [e["details"]["request_rate"] for e in point_entries] == \
         [s["rate_per_s"] for s in steps]
-    rank = json.loads((tmp_path / "load" / "rank-0.json").read_text())
+    rank = json.loads((out / "load" / "rank-0.json").read_text())
     assert [p["search"]["verdict"] for p in rank["loads"][0]["points"]] == \
         [s["verdict"] for s in steps]
+
+
+STREAMER_PREFILL_S = 0.02  # hpctriton/demo_models/token_streamer: prefill_s
+STREAMER_TOKEN_S = 0.005  # token_s; slots 1: one request at a time
+STREAMER_TOKENS = 2  # max_tokens the test asks: prefill, then one more token
+
+
+def test_streaming_capacity_under_ttft_and_itl_bounds_lies_below_what_the_slot_allows(
+        triton: TritonServer, tmp_path: Path) -> None:
+    # the decoupled token_streamer serves one request at a time: prefill, then a token
+    # every token_s; with 2 tokens a request holds its slot 25 ms: at most 40 req/s
+    slot_rate = 1.0 / (STREAMER_PREFILL_S + (STREAMER_TOKENS - 1) * STREAMER_TOKEN_S)
+    objective = {"percentile": 90, "ttft_ms": 150, "itl_ms": 150}
+    search = {"objective": objective, "min_rate": 10, "precision_percent": 20,
+              "max_steps": 6}
+    load = {**SHORT, "inputs": {"max_tokens": STREAMER_TOKENS}, "search": search}
+    results, entry, _ = run_capacity(triton, tmp_path, "token_streamer", load)
+    capacity = entry["details"]["capacity"]
+    assert capacity["verdict"] == "VALID", capacity["reason"]
+    assert entry["status"] == "pass" and exit_code(results) == 0, entry["message"]
+    assert entry["message"].startswith("token_streamer sustains ")
+    assert "with p90 TTFT ≤ 150 ms and ITL ≤ 150 ms (VALID: " in entry["message"]
+    rate = capacity["rate_per_s"]
+    assert rate is not None and rate < slot_rate, (rate, slot_rate)
+    steps = capacity["steps"]
+    # both bounds measured at every step; the first (TTFT) is the step's percentile
+    for s in steps:
+        assert set(s["percentiles_ms"]) == {"ttft_ms", "itl_ms"}, s
+        assert s["percentile_ms"] == s["percentiles_ms"]["ttft_ms"]
+    # a passing and a failing step bracket the answer: TTFT within the bound below it,
+    # the queue's TTFT over it above (a prefill of 20 ms, so the queue is what breaks it)
+    passed = [s for s in steps if s["verdict"] == "PASS"]
+    failed = [s for s in steps if s["verdict"] == "FAIL"]
+    assert max(s["rate_per_s"] for s in passed) == rate < min(s["rate_per_s"]
+                                                              for s in failed)
+    assert all(STREAMER_PREFILL_S * 1000 <= s["percentiles_ms"]["ttft_ms"] <= 150
+               and s["percentiles_ms"]["itl_ms"] <= 150 for s in passed)
+    # every failing step is over the TTFT bound, or had too few requests for early
+    # stopping to support the claim with the few over it (seen: 1 of 62 over needs 64)
+    for s in failed:
+        assert s["percentiles_ms"]["ttft_ms"] > 150 or s["requests"] < s["needed"], s
+    lo, hi = capacity["bracket"]
+    assert lo == rate and hi == min(s["rate_per_s"] for s in failed)
+    # the step entries say what a step over the objective means, and pass
+    stepped = [e for e in results["checks"] if "search_step" in e["details"]]
+    assert [e["status"] for e in stepped] == ["pass"] * len(steps)
+    for e in stepped:
+        if e["details"]["search_step"]["verdict"] == "FAIL":
+            assert "as a search expects: it narrows below" in e["message"] \
+                or "counted as over the objective" in e["message"], e["message"]
 
 
 def test_a_client_that_cannot_keep_its_schedule_is_invalid_and_exits_1(

@@ -123,6 +123,9 @@ def test_judge_calls_a_client_that_could_not_keep_the_schedule_invalid() -> None
 def test_step_windows_plan_enough_requests() -> None:
     assert ls.step_windows(10.0, 459, 1.0) == math.ceil(1.25 * 459 / 10)
     assert ls.step_windows(1e6, 459, 1.0) == 1
+    # a small min_requests plans 3 standard deviations of a Poisson count over it
+    assert ls.planned_requests(44) == 44 + 3 * math.sqrt(44)
+    assert ls.step_windows(10.0, 44, 1.0) == math.ceil((44 + 3 * math.sqrt(44)) / 10)
 
 
 def test_recorder_counts_answers_over_the_bound_exactly_and_ranks_merge_them() -> None:
@@ -237,3 +240,150 @@ def test_sentence_and_host_side_reading_of_capacity_entries() -> None:
     found = capacities(Results.from_data(doc))
     assert len(found) == 1 and found[0].sentence == text and found[0].tasks == 3
     assert found[0].bound_ms == 100.0 and len(found[0].steps) == len(capacity["steps"])
+
+
+# ------------------------------------------------- the step entries, check, the figure
+
+
+def _capacity_doc(capacity: dict, model: str = "simple") -> dict:
+    """A results document with one step entry per step and the capacity entry, as the
+    load check writes them."""
+    text = ls.sentence(model, capacity)
+    checks = [{"check": "load", "protocol": "grpc", "model": model, "status": "pass",
+               "duration_s": 1.0,
+               "message": ls.step_text(s, capacity["objective"]) + "; rate …",
+               "details": {"search_step": s, "request_rate": s["rate_per_s"]}}
+              for s in capacity["steps"]]
+    checks.append({"check": "load", "protocol": "grpc", "model": model,
+                   "status": "pass" if capacity["met"] else "fail", "duration_s": 0.0,
+                   "message": text, "details": {"capacity": capacity, "tasks": 1,
+                                                "load_index": 0, "protocol": "grpc",
+                                                "sentence": text}})
+    return {"run": {}, "summary": {}, "checks": checks}
+
+
+def test_step_entries_read_a_step_over_the_objective_as_the_search_expects() -> None:
+    measure, _ = queue_model(42.0)
+    capacity = ls.CapacitySearch(10, None, 5, 12).run(measure, P99)
+    by_rate = {s["rate_per_s"]: s for s in capacity["steps"]}
+    over = ls.step_text(by_rate[80.0], P99)
+    assert over == ("search step 3 at 80 req/s: p99 900.0 ms > 100 ms; 1000 of 2000 requests "
+                    "over the bound (over the objective, as a search expects: it narrows "
+                    "below 80 req/s)")
+    within = ls.step_text(by_rate[40.0], P99)
+    assert within.startswith("search step 2 at 40 req/s: p99 20.0 ms ≤ 100 ms; 0 of 2000 ")
+    assert within.endswith("(within the objective: the answer is at least 40 req/s)")
+    assert "FAIL" not in over and "PASS" not in within
+    # too few requests to support the claim: counted as over, said so
+    few = ls.judge(30.0, ls.StepFigures(40, 0, {"latency_ms": 50.0}), P99).to_json(1, P99)
+    assert few["verdict"] == "FAIL"
+    assert "too few to claim p99 within the bound at 99 % confidence (early stopping " \
+           "needs 459): counted as over the objective" in ls.step_text(few, P99)
+    late = ls.judge(30.0, ls.StepFigures(1000, 0, late_share=0.05, late=50),
+                    P99).to_json(4, P99)
+    assert ls.step_text(late, P99).startswith(
+        "search step 4 at 30 req/s: INVALID, not the server's capacity: client-bound")
+    # a TTFT and ITL objective: every bound compared
+    stream = {"percentile": 90.0, "ttft_ms": 150.0, "itl_ms": 50.0}
+    step = ls.judge(20.0, ls.StepFigures(100, 0, {"ttft_ms": 80.0, "itl_ms": 6.0}),
+                    stream).to_json(0, stream)
+    assert "TTFT p90 80.0 ms ≤ 150 ms, ITL p90 6.0 ms ≤ 50 ms" in ls.step_text(step, stream)
+
+
+def test_check_prints_the_capacity_sentence_before_the_verdict(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from hpctriton.cli import cli
+    from hpctriton.tools import check as tools_check
+
+    measure, _ = queue_model(42.0, requests=2400)
+    capacity = ls.CapacitySearch(10, None, 5, 12).run(measure, P99)
+    doc = _capacity_doc(capacity)
+    seen: list = []
+
+    def run_tasks(tasks, *, on_result=None, **kwargs):  # the probe's run, from a fixture
+        seen.append([t.checks[0].name for t in tasks])
+        for entry in doc["checks"]:
+            if on_result is not None:
+                on_result(entry)
+        return [doc]
+
+    monkeypatch.setattr(tools_check, "run_tasks", run_tasks)
+    path = tmp_path / "capacity.yaml"
+    path.write_text(json.dumps({"server": SERVER, "models": ["simple"], "checks": [
+        {"load": {"search": {"objective": {"latency_ms": 100}, "min_rate": 10}}}]}))
+    result = CliRunner().invoke(cli, ["check", "-c", str(path)])
+    assert seen == [["load"]], result.output
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    text = ls.sentence("simple", capacity)
+    assert text.startswith("simple sustains 41.25 req/s with p99 ≤ 100 ms (VALID")
+    assert lines[-2:] == [text, "OK: 10 passed, 0 failed, 0 errors, 0 skipped"]
+    # the step entries' lines say what a step over the objective means
+    assert any("at 80 req/s: p99 900.0 ms > 100 ms" in ln and "as a search expects" in ln
+               for ln in lines[:-2])
+    # no answer: the sentence says so, and check exits 1
+    doc = _capacity_doc(ls.CapacitySearch(10, None, 5, 12).run(queue_model(5.0)[0], P99))
+    result = CliRunner().invoke(cli, ["check", "-c", str(path)])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-2].startswith(
+        "simple misses p99 ≤ 100 ms even at 10 req/s (VALID")
+
+
+def test_the_html_capacity_section_draws_the_search_with_its_bound() -> None:
+    pytest.importorskip("matplotlib")
+    from hpctriton.report.capacity_html import capacity_section
+    from hpctriton.report.capacity_plots import capacity_figure
+
+    measure, _ = queue_model(42.0, requests=2400)
+    capacity = ls.CapacitySearch(10, None, 5, 12).run(measure, P99)
+    found = capacities(Results.from_data(_capacity_doc(capacity)))
+    page = capacity_section(found, figures=True, many=False)
+    assert page.count("<img") == 1 and 'src="data:image/png;base64,' in page
+    assert 'alt="capacity search: the percentile at each rate tried, with the bound"' in page
+    assert "simple sustains 41.25 req/s with p99 ≤ 100 ms" in page
+    assert "<h3>simple (p99 ≤ 100 ms)</h3>" in page
+    fig = capacity_figure(found)
+    [ax] = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "bound 100 ms" in labels and "answer 41.25/s" in labels
+    assert {"pass", "fail"} <= set(labels)
+    bound = [ln for ln in ax.get_lines() if ln.get_label() == "bound 100 ms"]
+    assert len(bound) == 1 and list(bound[0].get_ydata()) == [100.0, 100.0]
+    assert ax.get_ylabel() == "p99 latency (ms)"
+    # without figures: no image, the sentence and the table still there
+    bare = capacity_section(found, figures=False, many=False)
+    assert "<img" not in bare and "simple sustains 41.25 req/s" in bare
+
+
+def test_compare_shows_each_runs_capacity_answer() -> None:
+    import io
+
+    from rich.console import Console
+
+    from hpctriton.report.compare_json import comparison_json
+    from hpctriton.report.terminal import print_comparison
+    from hpctriton.results.compare import compare_runs
+
+    def run(capacity_rps: float) -> Results:
+        found = ls.CapacitySearch(10, None, 5, 12).run(queue_model(capacity_rps)[0], P99)
+        return Results.from_data(_capacity_doc(found))
+
+    cmp = compare_runs([run(42.0), run(21.0)], labels=["triton", "priority"])
+    row = cmp.get("capacity", model="simple", level="p99 ≤ 100 ms")
+    assert row.values == (41.25, 20.625) and row.better == "higher"
+    assert row.judgement(1) == "worse"
+    doc = comparison_json(cmp)
+    [found] = [m for m in doc["metrics"] if m["section"] == "capacity"]
+    assert found["values"] == {"triton": 41.25, "priority": 20.625}
+    assert found["unit"] == "req/s" and found["level"] == "p99 ≤ 100 ms"
+    assert doc["metrics"][0]["section"] == "capacity"  # the answer first
+    out = io.StringIO()
+    print_comparison(cmp, Console(file=out, width=200, color_system=None))
+    text = out.getvalue()
+    assert "capacity: simple grpc, p99 ≤ 100 ms" in text
+    assert "41.2 req/s" in text and "20.6 req/s (-50.0%)" in text
+    # a run without an answer (INVALID or none met) shows it as missing
+    none = ls.CapacitySearch(10, None, 5, 12).run(queue_model(5.0)[0], P99)
+    cmp = compare_runs([run(42.0), Results.from_data(_capacity_doc(none))])
+    assert cmp.get("capacity", model="simple", level="p99 ≤ 100 ms").values == (41.25, None)

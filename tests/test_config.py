@@ -197,6 +197,14 @@ clusters:
     ('clusters.loop.workdir="runs\\0x"', "clusters.loop.workdir", "NUL"),
     ('server.headers.Authorization="Bearer ${T}\\n"', "server.headers.Authorization",
      "line break"),
+    ('server.headers.x-bad="ab\u00e9\u2603"', "server.headers.x-bad", "only visible ASCII"),
+    ('server.headers.x-bad="a\\x7fb"', "server.headers.x-bad", "only visible ASCII"),
+    ('server={host: h, http_port: 1, headers: {x-bad: "ab\u00e9"}}', "server.headers.x-bad",
+     "only visible ASCII"),
+    ('sweep={server.headers.x-bad: [ok, "ab\u00e9"]}', "sweep.server.headers.x-bad[1]",
+     "only visible ASCII"),
+    ('sweep={server.headers.x-bad: ["a\\nb"]}', "sweep.server.headers.x-bad[0]",
+     "line break"),
 ])
 def test_values_that_cannot_reach_a_script_are_refused_at_config_time_naming_the_field(
         tmp_path: Path, override: str, field: str, words: str) -> None:
@@ -231,6 +239,8 @@ def test_line_breaks_stay_allowed_in_env_values(tmp_path: Path) -> None:
     'server.headers.Authorization="Bearer SECRET123\\n"',
     'sweep={server.headers.Authorization: ["Bearer SECRET123", 12345678]}',
     "server.headers=[Bearer SECRET123]",
+    'server.headers.Authorization="Bearer SECRET123\u00e9"',
+    'sweep={server.headers.Authorization: ["Bearer SECRET123\u2603"]}',
 ])
 def test_config_errors_never_show_a_header_value(tmp_path: Path, override: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -238,6 +248,14 @@ def test_config_errors_never_show_a_header_value(tmp_path: Path, override: str) 
     message = str(err.value)
     assert "server.headers" in message
     assert "SECRET123" not in message and "12345678" not in message, message
+    shown = ("\u00e9", "\u2603", "u00e9", "U+00E9", "u2603", "U+2603")
+    assert not any(c in message for c in shown), message
+
+
+def test_header_values_of_visible_ascii_space_and_tab_are_taken(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL),
+                      overrides=['server.headers.x-ok="Bearer a\\tb ~!${T}"'])
+    assert cfg.server.headers == {"x-ok": "Bearer a\tb ~!${T}"}
 
 
 # ------------------------------------------------------- issue 16.5: errors say where

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fixtures_triton import TLSFiles
-from test_portability import _run_probe, _server, compat  # noqa: F401 - the fixture
+from test_portability import compat, run_probe, server_of  # noqa: F401 - the fixture
 
 from hpctriton.testing import TritonServer
 from hpctriton.tools.compat import CompatTarget
@@ -32,7 +32,7 @@ def test_load_runs_in_every_environment(triton: TritonServer, triton_mtls: Trito
                                     "request_rate": [100], "workers": 2},
             "http-workers": {"protocol": "http", "concurrency": [3], "workers": 2}}
     for name, options in runs.items():
-        done, results, log = _run_probe(tmp_path / name, python, _server(triton),
+        done, results, log = run_probe(tmp_path / name, python, server_of(triton),
                                         [{"load": {**FAST, **options}}], models=["simple"])
         assert results is not None, done.stdout + done.stderr
         got = _points(results)
@@ -43,7 +43,7 @@ def test_load_runs_in_every_environment(triton: TritonServer, triton_mtls: Trito
     tls = {"host": "127.0.0.1", "grpc_port": triton_mtls.grpc_port,
            "tls": {"ca": tls_files.ca, "cert": tls_files.client_cert,
                    "key": tls_files.client_key}}
-    done, results, log = _run_probe(tmp_path / "mtls", python, tls, [  # unary over mTLS
+    done, results, log = run_probe(tmp_path / "mtls", python, tls, [  # unary over mTLS
         {"load": {**FAST, "protocol": "grpc", "concurrency": [2]}}], models=["simple"])
     assert results is not None, done.stdout + done.stderr
     got = _points(results)

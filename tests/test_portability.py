@@ -130,7 +130,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run_probe(tmp_path: Path, python: str, server: dict, checks: list,
+def run_probe(tmp_path: Path, python: str, server: dict, checks: list,
                probe: dict | None = None, timeout: float = 180,
                models: list[str] = MODELS) -> tuple:
     """Render a local bundle for ``python`` (runtime none) and run its probe.pyz with
@@ -154,7 +154,7 @@ def _run_probe(tmp_path: Path, python: str, server: dict, checks: list,
     return done, results, log
 
 
-def _server(triton: TritonServer) -> dict:
+def server_of(triton: TritonServer) -> dict:
     return {"host": "127.0.0.1", "http_port": triton.http_port,
             "grpc_port": triton.grpc_port, "metrics_port": triton.metrics_port}
 
@@ -162,7 +162,7 @@ def _server(triton: TritonServer) -> dict:
 def test_default_suite_passes_in_every_environment_of_the_matrix(
         triton: TritonServer, tmp_path: Path, compat: tuple[CompatTarget, str]) -> None:
     entry, python = compat
-    done, results, log = _run_probe(tmp_path, python, _server(triton), CHECKS)
+    done, results, log = run_probe(tmp_path, python, server_of(triton), CHECKS)
     assert results is not None, done.stdout + done.stderr
     versions = results["run"]["versions"]
     if entry.python != NEWEST:
@@ -225,7 +225,7 @@ def test_tls_and_headers_work_in_every_environment(
     }
     monkeypatch.setenv("HPCTRITON_TEST_KEY", RESTRICTED_VALUE)  # expanded inside the job
     for what, (server, checks) in runs.items():
-        done, results, _ = _run_probe(tmp_path / what.replace(" ", "-"), python, server,
+        done, results, _ = run_probe(tmp_path / what.replace(" ", "-"), python, server,
                                       checks, models=["simple"])
         assert results is not None, f"{what}: {done.stdout}{done.stderr}"
         bad = [e for e in results["checks"] if e["status"] != "pass"]
@@ -243,7 +243,7 @@ def test_a_silent_server_fails_at_the_timeout_in_every_environment(
     server = {"host": "127.0.0.1", "http_port": silent_port, "grpc_port": silent_port,
               "metrics_port": None}
     started = time.monotonic()
-    done, results, _ = _run_probe(tmp_path / "silent", python, server,
+    done, results, _ = run_probe(tmp_path / "silent", python, server,
                                   ["keepalive", "health"],
                                   probe={"timeout_s": 1.0, "retries": 0}, timeout=60)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -252,7 +252,7 @@ def test_a_silent_server_fails_at_the_timeout_in_every_environment(
     assert len(results["run"]["first_contact"]["silent"]) == 2
     server = {"host": "127.0.0.1", "http_port": hangs_after_greeting,
               "grpc_port": hangs_after_greeting, "metrics_port": None}
-    done, results, _ = _run_probe(tmp_path / "hangs", python, server, ["keepalive", "health"],
+    done, results, _ = run_probe(tmp_path / "hangs", python, server, ["keepalive", "health"],
                                   probe={"timeout_s": 1.0, "retries": 0}, timeout=60)
     assert done.returncode == 1, done.stdout + done.stderr
     first = {(e["check"], e["protocol"]): e for e in results["checks"] if e["model"] is None}

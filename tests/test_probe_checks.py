@@ -479,17 +479,17 @@ def test_metrics_of_a_run_that_infers_nothing_show_no_difference(
 
 def test_counters_that_went_down_give_no_difference() -> None:
     """A server restarted between the two scrapes: no difference, the reason instead."""
-    from hpctriton_probe.checks.metrics import _model_entry
+    from hpctriton_probe.checks.metrics import model_entry
     from hpctriton_probe.net.answers import counters_delta
 
     assert counters_delta({"a": 5, "b": 1.5}, {"a": 7, "b": 2.0}) == {"a": 2, "b": 0.5}
     assert counters_delta({"a": 5}, {"a": 2}) is None
     values = {"nv_inference_request_success": 2, "nv_inference_count": 2,
               "nv_inference_exec_count": 2}
-    message, details = _model_entry(values, values, {"nv_inference_request_success": 9})
+    message, details = model_entry(values, values, {"nv_inference_request_success": 9})
     assert "during_run" not in details and "restarted" in details["before_error"]
     assert message.startswith("2 ok, 0 failed, 2 inferences in 2 executions")
-    message, details = _model_entry(values, values, "metrics scrape timed out")
+    message, details = model_entry(values, values, "metrics scrape timed out")
     assert details["before_error"] == "metrics scrape timed out"
     assert message.endswith("since the server started (no scrape before the run)")
 

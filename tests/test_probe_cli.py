@@ -209,3 +209,24 @@ def test_a_header_value_with_a_line_inside_is_refused_by_name_only(
     assert "server.headers.Authorization: its value holds a control character" in done.stderr
     written = _everything_written(folder, done)
     assert "SECRET" not in written and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("where", ["spec", "environment"])
+def test_a_header_value_beyond_ascii_is_refused_by_name_only(
+        triton: TritonServer, probe_pyz: str, tmp_path: object, where: str) -> None:
+    """Issue 18: ``abé☃`` went to the clients, whose errors quoted it into the message,
+    results.json and junit.xml (and the metrics scrape died of UnicodeEncodeError).
+    Refused after ``${VAR}`` expansion too, naming the header only."""
+    folder = str(tmp_path)
+    value = "Bearer ${HPCT_TEST_TOKEN}" if where == "environment" else "ab\u00e9\u2603"
+    spec = _spec_with_header(folder, triton, value)
+    done = subprocess.run([sys.executable, probe_pyz, "--spec", spec, "--out", "results"],
+                          cwd=folder, capture_output=True, text=True, timeout=120,
+                          env={**_env(), "HPCT_TEST_TOKEN": "ab\u00e9\u2603"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "server.headers.Authorization: its value holds a character beyond ASCII" in (
+        done.stderr)
+    os.remove(spec)  # holds the value by design: the probe's input, not its output
+    written = _everything_written(folder, done)
+    assert not any(c in written for c in ("\u00e9", "\u2603", "\\u00e9", "\\u2603"))
+    assert "Traceback" not in done.stderr

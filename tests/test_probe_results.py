@@ -334,6 +334,28 @@ def test_header_values_are_hidden_in_entries_details_and_log_records() -> None:
         redact.forget()
 
 
+def test_values_a_client_error_quotes_are_hidden_whatever_their_length() -> None:
+    """Issue 18: values under 6 characters went through. A quoted value in a client's
+    header error is hidden whatever its length (registered or not); a registered value
+    of 4 or 5 characters wherever it stands alone; shorter ones nowhere else, so that
+    ``x-debug: 1`` does not hide every 1."""
+    from hpctriton_probe import redact
+
+    redact.hide(["ab", "gzip", "1"])
+    try:
+        assert redact.redact("invalid value for header field 'x-bad': 'ab\\n'; next") == (
+            "invalid value for header field 'x-bad': <hidden>; next")
+        assert redact.redact("Invalid header value b'a\\nb'") == "Invalid header value <hidden>"
+        assert redact.redact("can't encode character '\\u2603' in position 3") == (
+            "can't encode character <hidden> in position 3")
+        assert redact.redact("sent 'gzip' and gzip; gzipped 10 of 1 abc") == (
+            "sent '<hidden>' and <hidden>; gzipped 10 of 1 abc")
+    finally:
+        redact.forget()
+    assert redact.redact("invalid value for header field 'x': 'v'") == (
+        "invalid value for header field 'x': 'v'")  # no headers, nothing hidden
+
+
 def test_first_contact_finds_only_endpoints_that_answer_nothing(
         silent_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Asked all at once: the silent one within its timeout; refused is not silent (the

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_portability import _run_probe, _server, compat  # noqa: F401 - the fixture
+from test_portability import compat, run_probe, server_of  # noqa: F401 - the fixture
 
 from hpctriton.testing import TritonServer
 from hpctriton.tools.compat import CompatTarget
@@ -36,7 +36,7 @@ def test_decoupled_model_streams_in_every_environment(triton: TritonServer, tmp_
                                                       compat: tuple[CompatTarget, str]  # noqa: F811
                                                       ) -> None:
     entry, python = compat
-    done, results, log = _run_probe(tmp_path, python, _server(triton),
+    done, results, log = run_probe(tmp_path, python, server_of(triton),
                                     ["infer", {"load": LOAD}], models=[MODEL])
     assert results is not None, done.stdout + done.stderr
     checks = [e for e in results["checks"] if e["model"] == MODEL]

@@ -227,7 +227,7 @@ def run_locust(locust: Path, triton: Any, work: Path, body: str, c: int, lead: f
 # ------------------------------------------------------------------- the table
 
 
-def _median(values: list[float]) -> float:
+def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
@@ -243,12 +243,12 @@ def summarize(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         load = [r["load_cpu_us_per_request"] for r in runs
                 if r.get("load_cpu_us_per_request")]
         p99 = [r["p99_ms"] for r in runs if r.get("p99_ms") is not None]
-        out.append({"client": name, "rps": _median(rps), "rps_range": (min(rps), max(rps)),
+        out.append({"client": name, "rps": median(rps), "rps_range": (min(rps), max(rps)),
                     "served": sum(r["served"] for r in runs),
-                    "cpu_us_per_request": _median(cpu) if cpu else None,
+                    "cpu_us_per_request": median(cpu) if cpu else None,
                     "cpu_range": (min(cpu), max(cpu)) if cpu else None,
-                    "load_cpu_us_per_request": _median(load) if load else None,
-                    "p99_ms": _median(p99) if p99 else None, "runs": len(runs)})
+                    "load_cpu_us_per_request": median(load) if load else None,
+                    "p99_ms": median(p99) if p99 else None, "runs": len(runs)})
     return out
 
 

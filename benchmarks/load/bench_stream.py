@@ -42,9 +42,9 @@ from bench_load import (  # noqa: E402 - the script's own folder first
     CACHE,
     PA_VERSION,
     REPO,
-    _median,
     ensure_venv,
     measure,
+    median,
     pa_env,
     show,
 )
@@ -128,7 +128,7 @@ def summarize(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
         def med(key: str, runs: list[dict[str, Any]] = runs) -> float | None:
             values = [r[key] for r in runs if r.get(key) is not None]
-            return _median(values) if values else None
+            return median(values) if values else None
 
         cpu = [r["cpu_us_per_request"] for r in runs if r["cpu_us_per_request"]]
         out.append({"client": name, "rps": med("rps"), "served": sum(r["served"] for r in runs),

@@ -46,6 +46,7 @@ def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | N
     """Run the probe here and now against a Triton server (no job, no cluster).
 
     Exit 0 when every check passed (skips allowed), 1 when one failed or errored.
+    A capacity search's sentence is printed just before the verdict line.
     """
     # flags only: the probe alone (no config models, no pydantic); with a config file or
     # --set: the config models too. Never a table library or the template engine.
@@ -61,8 +62,12 @@ def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | N
                                models=models, checks=checks)
         documents = here.run_tasks([task], on_result=printer, field_names=names)
         ok, line = here.verdict(documents[0])
+        # the sentence of each capacity search, as the probe worded it (``load.search``)
+        lead = [str(e["details"]["sentence"]) for e in documents[0]["checks"]
+                if isinstance(e.get("details"), dict) and e["details"].get("sentence")
+                and "capacity" in e["details"]]
     else:
-        from hpctriton.report.summary import summary_line
+        from hpctriton.report.summary import capacity_lines, summary_line
 
         config = here.config_for_check(config_path, overrides=overrides, http_url=http_url,
                                        grpc_url=grpc_url, metrics_url=metrics_url,
@@ -70,6 +75,7 @@ def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | N
         results = here.check(config, on_result=printer, field_names=names)
         documents = [t.data for t in results.tasks]
         ok, line = results.ok, summary_line(results)
+        lead = capacity_lines(results)
     document: Any = documents[0] if len(documents) == 1 else documents
     if results_path or junit_path:
         from hpctriton_probe.results import atomic_write  # as the probe writes its own
@@ -83,6 +89,8 @@ def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | N
     if as_json:
         emit_json(document)
     else:
+        for text in lead:  # the answer of a capacity search first, then the verdict
+            click.echo(text)
         click.echo(line)
     sys.exit(0 if ok else 1)
 

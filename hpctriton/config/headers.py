@@ -59,14 +59,34 @@ def literal_secret_headers(headers: Mapping[str, str]) -> list[str]:
 HIDDEN = "<hidden>"
 
 
+#: What a header value may hold (RFC 9110 field-value, without obs-text): visible ASCII,
+#: space and tab. Anything else (a line break, ``é``) no HTTP/1.1 or gRPC client sends;
+#: they refuse it with an error that quotes the value.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def is_header_field_value(text: str) -> bool:
+    """Whether ``text`` may be sent as a header's value: visible ASCII, space and tab
+    only (``${VAR}`` counts as the text it is; the probe checks again after expanding).
+
+    >>> is_header_field_value("Bearer ${TOKEN}"), is_header_field_value("ab\u00e9")
+    (True, False)
+    """
+    return _FIELD_VALUE.fullmatch(text) is not None
+
+
 def is_header_value(path: Sequence[Any]) -> bool:
     """Whether a config field path names a header value (or the headers themselves):
-    ``("server", "headers", "Authorization")``, in the file or in a sweep key."""
+    ``("server", "headers", "Authorization")``, in the file, in a sweep key, or in the
+    values of a sweep (``("sweep", "server.headers.Authorization", 0)``)."""
     parts = [str(p) for p in path]
     for i in range(len(parts) - 1):
         if parts[i] == "server" and parts[i + 1] == "headers":
             return True
-    return bool(parts) and parts[0].startswith("server.headers")
+    if len(parts) > 1 and parts[0] == "sweep":
+        parts = parts[1:]
+    return bool(parts) and (parts[0] == "server.headers"
+                            or parts[0].startswith("server.headers."))
 
 
 def holds_header_value(path: Sequence[Any], value: Any) -> bool:

@@ -46,7 +46,7 @@ from pydantic_core import CoreSchema, PydanticCustomError
 
 from hpctriton.config import messages, yamlsrc
 from hpctriton.config import overrides as ov
-from hpctriton.config.headers import is_header_value
+from hpctriton.config.headers import is_header_field_value, is_header_value
 from hpctriton.errors import ConfigError, RenderError
 from hpctriton.schedulers import SchedulerOptions, registry
 from hpctriton.shell import quoting
@@ -365,10 +365,12 @@ def _shown(text: str) -> str:
                    else f"\\u{ord(c):04x}" for c in text)
 
 
-def _text_problem(text: str, one_line: bool) -> str | None:
+def _text_problem(text: str, one_line: bool, header: bool = False) -> str | None:
     """Why ``text`` cannot be taken (None when it can): a value that cannot be encoded
     as UTF-8 (a lone surrogate), written to a script (NUL) or given to sbatch (a
-    carriage return: "DOS line breaks"), or a line break in a one-line value."""
+    carriage return: "DOS line breaks"), a line break in a one-line value, or (with
+    ``header``) a character no header value can carry. The message never shows the
+    character of a header value (only which rule it breaks): the value is a secret."""
     for c in text:
         code = ord(c)
         if 0xD800 <= code <= 0xDFFF:
@@ -381,18 +383,24 @@ def _text_problem(text: str, one_line: bool) -> str | None:
                     "DOS line breaks, and no field needs one")
         if c == "\n" and one_line:
             return "holds a line break (LF, U+000A): this value is one line"
+    if header and not is_header_field_value(text):
+        return ("holds a character no HTTP or gRPC header value can carry: only visible "
+                "ASCII, space and tab are allowed (no letters beyond ASCII, no control "
+                "characters)")
     return None
 
 
 def refuse_bad_text(data: Any, path: tuple[Any, ...] = ()) -> None:
     """Refuse, naming the field (never showing a header's value), any key or value of
     raw config data that cannot safely reach a file, a script or sbatch: lone
-    surrogates, NUL and CR anywhere, a line break in a header value (which no header can
-    carry). Other line breaks are left to where they go: quoted for bash, refused in an
-    ``#SBATCH`` line (``shell.quoting``). Raised as a pydantic "nested" error, so the
-    message names the file's line too."""
+    surrogates, NUL and CR anywhere, and in a header value anything but visible ASCII,
+    space and tab (a line break, ``é``: which no header can carry, and which the client
+    libraries would echo, value and all, in their errors). Other line breaks are left to
+    where they go: quoted for bash, refused in an ``#SBATCH`` line (``shell.quoting``).
+    Raised as a pydantic "nested" error, so the message names the file's line too."""
     if isinstance(data, str):
-        problem = _text_problem(data, one_line=is_header_value(path))
+        header = is_header_value(path)
+        problem = _text_problem(data, one_line=header, header=header)
         if problem is not None:
             raise PydanticCustomError("nested", "{msg}", {
                 "msg": problem, "subloc": [_shown(p) if isinstance(p, str) else p

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hpctriton.report.plots import FIG_WIDTH, _style, _wrap, new_figure
+from hpctriton.report.plots import FIG_WIDTH, new_figure, plot_style, wrap_title
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -34,7 +34,7 @@ def capacity_figure(results: Sequence[CapacityResult]) -> Figure:
 
         >>> capacity_figure(capacities(res)).savefig("capacity.png")
     """
-    with _style():
+    with plot_style():
         n = max(1, len(results))
         cols = min(2, n)
         rows = (n + cols - 1) // cols
@@ -77,6 +77,6 @@ def _draw(ax: Axes, result: CapacityResult) -> None:
     what = {"latency_ms": "latency", "ttft_ms": "TTFT", "itl_ms": "ITL"}[first]
     pct = f"p{float(result.objective.get('percentile', 99)):g}"
     ax.set_ylabel(f"{pct} {what} (ms)")
-    ax.set_title(_wrap(f"{result.model}: {label} ({result.verdict})"), fontsize=9)
+    ax.set_title(wrap_title(f"{result.model}: {label} ({result.verdict})"), fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")

@@ -66,7 +66,7 @@ _RC: dict[str, Any] = {
 
 
 @contextmanager
-def _style() -> Iterator[None]:
+def plot_style() -> Iterator[None]:
     import matplotlib
 
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]  # keys typed as literals
@@ -126,7 +126,7 @@ def _note(ax: Axes, text: str) -> None:
         spine.set_visible(False)
 
 
-def _wrap(title: str, width: int = 50) -> str:
+def wrap_title(title: str, width: int = 50) -> str:
     """Titles of narrow panels on several lines rather than over their neighbour."""
     import textwrap
 
@@ -155,7 +155,7 @@ def panel_title(ax: Axes, text: str) -> None:
     clipped at the figure's edge nor drawn over its neighbour (and, as a last resort,
     wrapped at the figure's edge when drawn)."""
     chars = max(14, int(_panel_width_in(ax) / TITLE_CHAR_IN))
-    ax.set_title(_wrap(text, chars), wrap=True)
+    ax.set_title(wrap_title(text, chars), wrap=True)
 
 
 def legend_columns(ax: Axes, wanted: int) -> int:
@@ -171,7 +171,7 @@ def _crowded(ax: Axes, labels: Sequence[str]) -> bool:
     return sum(len(label) + 2 for label in labels) * SMALL_CHAR_IN > _panel_width_in(ax)
 
 
-def _shorten(text: str, limit: int = 42) -> str:
+def shorten(text: str, limit: int = 42) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -190,7 +190,7 @@ def series_title(series: tuple[str, str | None, str]) -> str:
 # ---------------------------------------------------------------------- load
 
 
-def _load_axis(ax: Axes, points: Sequence[LoadPoint | StreamPoint]) -> None:
+def load_axis(ax: Axes, points: Sequence[LoadPoint | StreamPoint]) -> None:
     """x axis of a load level (plain or streaming points): base-2 log for a concurrency
     sweep over a wide range, whole numbers for concurrency."""
     xs = sorted({p.load for p in points if p.load > 0})
@@ -207,7 +207,7 @@ def _load_axis(ax: Axes, points: Sequence[LoadPoint | StreamPoint]) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _latency_scale(ax: Axes, values: Sequence[float]) -> None:
+def latency_scale(ax: Axes, values: Sequence[float]) -> None:
     positive = [v for v in values if v > 0]
     if positive and max(positive) / min(positive) > 30:
         ax.set_yscale("log")
@@ -341,7 +341,7 @@ def load_figure(points: Sequence[LoadPoint], task_labels: dict[int, str] | None 
     if not groups:
         raise ValueError("no load points to draw")
     labels = task_labels or {}
-    with _style():
+    with plot_style():
         fig = new_figure(FIG_WIDTH, 0.6 + 3.0 * len(groups))
         axes = fig.subplots(len(groups), 2, squeeze=False)
         for row, (series, pts) in enumerate(groups.items()):
@@ -352,7 +352,7 @@ def load_figure(points: Sequence[LoadPoint], task_labels: dict[int, str] | None 
             _offered(ax_t, pts)
             if len(tasks) == 1:
                 if labels.get(tasks[0]):
-                    head += f" [{_shorten(labels[tasks[0]], 40)}]"
+                    head += f" [{shorten(labels[tasks[0]], 40)}]"
                 drawn = _draw_latency(ax_l, pts, list(PERCENTILE_STYLE))
                 _draw_throughput(ax_t, pts, THROUGHPUT_COLOUR)
                 for ax in (ax_l, ax_t):
@@ -362,14 +362,14 @@ def load_figure(points: Sequence[LoadPoint], task_labels: dict[int, str] | None 
                 for i, t in enumerate(tasks):
                     mine = [p for p in pts if p.task == t]
                     colour = PALETTE[i % len(PALETTE)]
-                    entries.append((_shorten(labels.get(t) or f"task {t}", 32), colour))
+                    entries.append((shorten(labels.get(t) or f"task {t}", 32), colour))
                     drawn += _draw_latency(ax_l, mine, ["p50", "p99"], colour)
                     _draw_throughput(ax_t, mine, colour, "")
                 _colour_legend(ax_l, entries, pts, ["p50", "p99"])
                 _colour_legend(ax_t, entries, pts)
-            _latency_scale(ax_l, drawn)
+            latency_scale(ax_l, drawn)
             for ax in (ax_l, ax_t):
-                _load_axis(ax, pts)
+                load_axis(ax, pts)
             ax_l.set_ylabel("latency (ms)")
             ax_t.set_ylabel("throughput (req/s)")
             ax_t.set_ylim(bottom=0)
@@ -393,21 +393,21 @@ def compare_load_figure(curves: Sequence[LoadCurves], labels: Sequence[str]) -> 
     """
     if not curves:
         raise ValueError("no load points in any run")
-    with _style():
+    with plot_style():
         fig = new_figure(FIG_WIDTH, 0.7 + 2.8 * len(curves))
         axes = fig.subplots(len(curves), 3, squeeze=False)
         for (ax_l, ax_t, ax_d), curve in zip(axes, curves, strict=True):
             everything = [p for pts in curve.points for p in pts]
             entries = _draw_compared_runs(ax_l, ax_t, curve, labels)
             head = series_title(curve.series) + (
-                f" [{_shorten(curve.scope, 30)}]" if curve.scope else "")
+                f" [{shorten(curve.scope, 30)}]" if curve.scope else "")
             panel_title(ax_l, f"{head}: latency")
             ax_t.set_title("throughput")
             ax_l.set_ylabel("latency (ms)")
             ax_t.set_ylabel("throughput (req/s)")
             ax_t.set_ylim(bottom=0)
             for ax in (ax_l, ax_t):
-                _load_axis(ax, everything)
+                load_axis(ax, everything)
             _colour_legend(ax_l, entries, everything, ["p50", "p99"])
             _colour_legend(ax_t, entries, everything)
             _draw_changes(ax_d, curve, labels, entries, everything)
@@ -424,10 +424,10 @@ def _draw_compared_runs(ax_l: Axes, ax_t: Axes, curve: LoadCurves,
         if not pts:
             continue
         colour = PALETTE[i % len(PALETTE)]
-        entries.append((_shorten(labels[i], 28), colour))
+        entries.append((shorten(labels[i], 28), colour))
         drawn += _draw_latency(ax_l, pts, ["p50", "p99"], colour)
         _draw_throughput(ax_t, pts, colour, "")
-    _latency_scale(ax_l, drawn)
+    latency_scale(ax_l, drawn)
     return entries
 
 
@@ -445,11 +445,11 @@ def _draw_changes(ax: Axes, curve: LoadCurves, labels: Sequence[str],
                 ax.plot([x for x, _ in pairs], [y for _, y in pairs], style, marker="o",
                         markersize=3.5, color=PALETTE[i % len(PALETTE)])
     if not drawn:
-        _note(ax, f"no load level in common\nwith {_shorten(labels[0], 30)}")
+        _note(ax, f"no load level in common\nwith {shorten(labels[0], 30)}")
         return
     ax.axhline(0, color="#555555", linewidth=0.8)
-    _load_axis(ax, everything)
-    ax.set_ylabel(f"change vs {_shorten(labels[0], 20)} (%)")
+    load_axis(ax, everything)
+    ax.set_ylabel(f"change vs {shorten(labels[0], 20)} (%)")
     ax.set_title("difference")
     # with a change drawn the baseline has the series: the first entry is its own
     ax.legend([Line2D([], [], color=c) for _, c in entries[1:]]
@@ -491,7 +491,7 @@ def timeline_figure(timelines: Sequence[tuple[str, Timeline]]) -> Figure:
     from matplotlib.patches import Patch
 
     names = list(dict.fromkeys(name for _, tl in timelines for name in tl.check_names))
-    with _style():
+    with plot_style():
         fig = new_figure(FIG_WIDTH, 0.9 + sum(_row_height(tl) for _, tl in timelines))
         axes = fig.subplots(len(timelines), 1, squeeze=False,
                             height_ratios=[_row_height(tl) for _, tl in timelines],
@@ -530,7 +530,7 @@ def _draw_timeline(ax: Axes, tl: Timeline, names: Sequence[str]) -> None:
         if not row.task.has_results:
             ax.text(row.offset_s, y, "  no results.json", va="center", fontsize=7,
                     color=BAD_EDGE)
-    ticks = [f"task {row.task.task}" + (f": {_shorten(row.scope, 36)}"
+    ticks = [f"task {row.task.task}" + (f": {shorten(row.scope, 36)}"
                                         if row.scope and not row.scope.startswith("task")
                                         else "")
              for row in tl.rows]
@@ -558,7 +558,7 @@ def models_figure(groups: ModelGroups, labels: Sequence[str]) -> Figure:
     if not groups.keys:
         raise ValueError("no infer or statistics results to draw")
     keys = groups.keys[:MAX_MODEL_GROUPS]
-    with _style():
+    with plot_style():
         width = min(FIG_WIDTH, 5 + 1.1 * len(keys) * max(len(labels), 1) * 2)
         fig = new_figure(width, 4.2)
         ax_c, ax_s = fig.subplots(1, 2)
@@ -613,7 +613,7 @@ def _draw_client_bars(ax: Axes, groups: ModelGroups, keys: Sequence[tuple[str, s
                 ax.text(x, 0, "fail", rotation=90, ha="center", va="bottom",
                         color=BAD_EDGE, fontsize=8, fontweight="bold")
         colour = PALETTE[(i if many else protocols.index(proto)) % len(PALETTE)]
-        label = f"{_shorten(labels[i], 20)} {proto}".strip() if many else proto
+        label = f"{shorten(labels[i], 20)} {proto}".strip() if many else proto
         ax.bar(xs, ys, width=step * 0.92, color=colour, label=label,
                alpha=1.0 if protocols.index(proto) % 2 == 0 or not many else 0.6)
         drawn = drawn or bool(xs)
@@ -640,7 +640,7 @@ def _draw_server_bars(ax: Axes, groups: ModelGroups, keys: Sequence[tuple[str, s
                 bottom += value
             drawn = True
             if len(labels) > 1:
-                ax.annotate(_shorten(label, 14), (x, bottom), textcoords="offset points",
+                ax.annotate(shorten(label, 14), (x, bottom), textcoords="offset points",
                             xytext=(0, 2), ha="center", fontsize=7,
                             rotation=90 if len(labels) > 2 else 0, va="bottom")
     return drawn
@@ -650,4 +650,4 @@ def _key_label(key: tuple[str, str]) -> str:
     scope, name = key
     if not scope:
         return name
-    return name + "\n" + "\n".join(_shorten(part, 22) for part in scope.split(", "))
+    return name + "\n" + "\n".join(shorten(part, 22) for part in scope.split(", "))

@@ -17,13 +17,13 @@ from hpctriton.report.plots import (
     PALETTE,
     PERCENTILE_STYLE,
     THROUGHPUT_COLOUR,
-    _latency_scale,
-    _load_axis,
-    _shorten,
-    _style,
-    _wrap,
+    latency_scale,
+    load_axis,
     new_figure,
+    plot_style,
     series_title,
+    shorten,
+    wrap_title,
 )
 from hpctriton.results.streaming import (
     STREAM_PERCENTILES,
@@ -105,7 +105,7 @@ def stream_figure(points: Sequence[StreamPoint], task_labels: dict[int, str] | N
     if not groups:
         raise ValueError("no streaming load points to draw")
     labels = task_labels or {}
-    with _style():
+    with plot_style():
         fig = new_figure(FIG_WIDTH, 0.6 + 2.9 * len(groups))
         axes = fig.subplots(len(groups), 3, squeeze=False)
         for row, (series, pts) in enumerate(groups.items()):
@@ -116,7 +116,7 @@ def stream_figure(points: Sequence[StreamPoint], task_labels: dict[int, str] | N
             gaps: list[float] = []
             if len(tasks) == 1:
                 if labels.get(tasks[0]):
-                    head += f" [{_shorten(labels[tasks[0]], 30)}]"
+                    head += f" [{shorten(labels[tasks[0]], 30)}]"
                 first = _lines(ax_f, pts, _ttft, STREAM_PERCENTILES)
                 gaps = _lines(ax_i, pts, _itl, STREAM_PERCENTILES)
                 _tokens(ax_t, pts, THROUGHPUT_COLOUR, "output tokens/s")
@@ -124,28 +124,41 @@ def stream_figure(points: Sequence[StreamPoint], task_labels: dict[int, str] | N
             else:
                 for i, t in enumerate(tasks):
                     mine = [p for p in pts if p.task == t]
-                    colour = PALETTE[i % len(PALETTE)]
-                    name = _shorten(labels.get(t) or f"task {t}", 24)
-                    first += _lines(ax_f, mine, _ttft, ["p50", "p99"], colour, name)
-                    gaps += _lines(ax_i, mine, _itl, ["p50", "p99"], colour, name)
-                    _tokens(ax_t, mine, colour, name)
-            _latency_scale(ax_f, first)
-            _latency_scale(ax_i, gaps)
-            for ax in (ax_f, ax_i, ax_t):
-                _load_axis(ax, pts)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(loc="best")
+                    _series((ax_f, ax_i, ax_t), mine, PALETTE[i % len(PALETTE)],
+                            shorten(labels.get(t) or f"task {t}", 24), first, gaps)
+            _finish_axes((ax_f, ax_i, ax_t), pts, first, gaps)
             ax_f.set_ylabel("time to first token (ms)")
             ax_i.set_ylabel("inter-token latency (ms)")
             ax_t.set_ylabel("output tokens/s")
             ax_t.set_ylim(bottom=0)
             rule = pts[0].token_count
-            ax_f.set_title(_wrap(f"{head}: TTFT", 34))
+            ax_f.set_title(wrap_title(f"{head}: TTFT", 34))
             ax_i.set_title("ITL")
             ax_t.set_title(f"token throughput ({rule})")
         if title:
             fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
     return fig
+
+
+def _series(axes: tuple[Axes, Axes, Axes], pts: Sequence[StreamPoint], colour: str,
+            name: str, first: list[float], gaps: list[float]) -> None:
+    """One task's or run's TTFT, ITL (p50 dashed, p99 solid) and token throughput;
+    the latencies drawn are added to ``first`` and ``gaps`` (for the axes' scale)."""
+    ax_f, ax_i, ax_t = axes
+    first += _lines(ax_f, pts, _ttft, ["p50", "p99"], colour, name)
+    gaps += _lines(ax_i, pts, _itl, ["p50", "p99"], colour, name)
+    _tokens(ax_t, pts, colour, name)
+
+
+def _finish_axes(axes: tuple[Axes, Axes, Axes], pts: Sequence[StreamPoint],
+                 first: list[float], gaps: list[float]) -> None:
+    """Latency scales, the load axis and legends of one row of streaming plots."""
+    latency_scale(axes[0], first)
+    latency_scale(axes[1], gaps)
+    for ax in axes:
+        load_axis(ax, pts)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best")
 
 
 def compare_stream_figure(curves: Sequence[StreamCurves], labels: Sequence[str]) -> Figure:
@@ -158,7 +171,7 @@ def compare_stream_figure(curves: Sequence[StreamCurves], labels: Sequence[str])
     """
     if not curves:
         raise ValueError("no streaming load points in any run")
-    with _style():
+    with plot_style():
         fig = new_figure(FIG_WIDTH, 0.7 + 2.8 * len(curves))
         axes = fig.subplots(len(curves), 3, squeeze=False)
         for (ax_f, ax_i, ax_t), curve in zip(axes, curves, strict=True):
@@ -168,20 +181,12 @@ def compare_stream_figure(curves: Sequence[StreamCurves], labels: Sequence[str])
             for i, pts in enumerate(curve.points):
                 if not pts:
                     continue
-                colour = PALETTE[i % len(PALETTE)]
-                name = _shorten(labels[i], 24)
-                first += _lines(ax_f, pts, _ttft, ["p50", "p99"], colour, name)
-                gaps += _lines(ax_i, pts, _itl, ["p50", "p99"], colour, name)
-                _tokens(ax_t, pts, colour, name)
-            _latency_scale(ax_f, first)
-            _latency_scale(ax_i, gaps)
-            for ax in (ax_f, ax_i, ax_t):
-                _load_axis(ax, everything)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(loc="best")
+                _series((ax_f, ax_i, ax_t), pts, PALETTE[i % len(PALETTE)],
+                        shorten(labels[i], 24), first, gaps)
+            _finish_axes((ax_f, ax_i, ax_t), everything, first, gaps)
             head = series_title(curve.series) + (
-                f" [{_shorten(curve.scope, 24)}]" if curve.scope else "")
-            ax_f.set_title(_wrap(f"{head}: TTFT", 34))
+                f" [{shorten(curve.scope, 24)}]" if curve.scope else "")
+            ax_f.set_title(wrap_title(f"{head}: TTFT", 34))
             ax_i.set_title("ITL")
             ax_t.set_title("output tokens/s")
             ax_f.set_ylabel("time to first token (ms)")

@@ -31,7 +31,7 @@ from hpctriton.results.streaming import stream_measures
 
 #: A relative change smaller than this (percent) counts as no change.
 SAME_PCT = 1.0
-SECTION_ORDER = ("load", "infer", "keepalive", "server")
+SECTION_ORDER = ("capacity", "load", "infer", "keepalive", "server")
 
 
 def relative_change(value: float | None, base: float | None) -> float | None:

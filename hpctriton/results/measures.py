@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from hpctriton.results.capacity import capacities
 from hpctriton.results.load import PERCENTILES, load_points
 from hpctriton.results.model import Results, TaskResults, point_label
 
@@ -41,7 +42,7 @@ BETTER: dict[str, str] = {
     "throughput": "higher", "errors": "lower", "failures": "lower",
     **{p: "lower" for p in PERCENTILES}, "mean": "lower", "latency": "lower",
     "request": "lower", **{label: "lower" for _, label in SERVER_TIMES},
-    "server queue": "lower", "server compute infer": "lower",
+    "server queue": "lower", "server compute infer": "lower", "capacity": "higher",
 }
 
 
@@ -49,7 +50,7 @@ BETTER: dict[str, str] = {
 class Measure:
     """One number of a run and what it is about."""
 
-    #: ``load``, ``infer``, ``keepalive`` or ``server``.
+    #: ``capacity``, ``load``, ``infer``, ``keepalive`` or ``server``.
     section: str
     #: The task's sweep point as text (``""`` without a sweep).
     scope: str
@@ -111,7 +112,9 @@ def task_scopes(tasks: Iterable[TaskResults]) -> dict[int, str]:
     return out
 
 
-def _level(mode: str, load: float) -> str:
+def level_label(mode: str, load: float) -> str:
+    """The text of a load level (``concurrency 4``, ``rate 50/s``): how rows of the
+    load's and the streaming figures' measures name their level, so they group."""
     value = f"{load:g}"
     return f"concurrency {value}" if mode == "concurrency" else f"rate {value}/s"
 
@@ -163,9 +166,13 @@ def measures(results: Results) -> list[Measure]:
                     if value is not None:
                         out.append(Measure("server", scope, c.model, None, None, label,
                                            unit, value))
+    for cap in capacities(results):  # a capacity search's answer, when it is VALID
+        if cap.met and cap.rate_per_s is not None:
+            out.append(Measure("capacity", scopes.get(cap.task, ""), cap.model, cap.protocol,
+                               cap.objective_text, "capacity", "req/s", cap.rate_per_s))
     for p in load_points(results):
         scope = scopes.get(p.task, "")
-        level = _level(p.mode, p.load)
+        level = level_label(p.mode, p.load)
 
         def add(metric: str, unit: str, value: float | None, p: Any = p,
                 scope: str = scope, level: str = level) -> None:

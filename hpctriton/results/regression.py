@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from hpctriton.results.load import PERCENTILES
-from hpctriton.results.measures import BETTER, _level, measures, task_scopes
+from hpctriton.results.measures import BETTER, level_label, measures, task_scopes
 from hpctriton.results.model import Results
 from hpctriton.results.streaming import stream_measures
 
@@ -243,7 +243,7 @@ def point_noise(results: Results, results_dir: Path | None) -> dict[tuple[str, .
         if not isinstance(level_value, (int, float)):
             continue
         key = ("load", scopes.get(c.task, ""), c.model, c.protocol or "",
-               _level(mode, float(level_value)))
+               level_label(mode, float(level_value)))
         hist = _point_hist(results_dir, c.task, d, c.model, cache) \
             if results_dir is not None else None
         errors = d.get("errors") or {}

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hpctriton.results.measures import Measure, task_scopes
+from hpctriton.results.measures import Measure, level_label, task_scopes
 
 if TYPE_CHECKING:
     from hpctriton.results.model import CheckResult, Results
@@ -215,12 +215,6 @@ class StreamMeasure(Measure):
         return _BETTER.get(self.metric)
 
 
-def _level(mode: str, load: float) -> str:
-    # the level text of hpctriton.results.measures, so rows group with the load's
-    value = f"{load:g}"
-    return f"concurrency {value}" if mode == "concurrency" else f"rate {value}/s"
-
-
 def stream_measures(results: Results) -> list[Measure]:
     """The streaming figures of a run as load measures (``TTFT p50``, ``ITL p99``,
     ``output tokens/s`` …), matched across runs like the others.
@@ -237,5 +231,5 @@ def stream_measures(results: Results) -> list[Measure]:
             value = read(p)
             if value is not None:
                 out.append(StreamMeasure("load", scopes.get(p.task, ""), p.model, p.protocol,
-                                         _level(p.mode, p.load), metric, unit, float(value)))
+                                         level_label(p.mode, p.load), metric, unit, float(value)))
     return out

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
+from hpctriton_probe.net import prom
 from hpctriton_probe.net.answers import normalize_metadata, summarize_config
 from hpctriton_probe.net.calls import Caller, CallFailure
 from hpctriton_probe.net.clients import Clients
-from hpctriton_probe.spec import TaskSpec
+from hpctriton_probe.spec import MetricsOptions, TaskSpec
 
 if TYPE_CHECKING:
     from hpctriton_probe.schema import ResultEntry, Status
@@ -188,6 +189,31 @@ class CheckContext:
                 # the next request: start over with fresh connections.
                 self.clients.reset("http")
             raise
+
+    # --------------------------------------------------------------------- metrics
+    def metrics_where(self) -> Tuple[str, str]:
+        """The metrics page's URL and the endpoint its scrapes are made under. The path
+        is the ``metrics`` check's ``path`` (this check's, or the task's ``metrics``
+        check's when another check scrapes), else ``/metrics``."""
+        options = self.options if self.name == "metrics" else next(
+            (c.options for c in self.task.checks if c.name == "metrics"), None)
+        path = str(getattr(options, "path", None) or MetricsOptions().path)
+        path = path if path.startswith("/") else "/" + path
+        where = self.server.url("metrics")
+        return f"http://{where}{path}", f"metrics://{where}"
+
+    def scrape_metrics(self, *, track_silence: bool = True) -> str:
+        """The text of the server's Prometheus page: every scrape of every check goes
+        here, so the header policy (``Clients.headers_for("metrics")``: none over plain
+        HTTP when the server is reached over TLS), the path, the timeout and retries and
+        silence of the endpoint (``Caller``) are the same for all. ``CallFailure`` on
+        error; the caller must check that ``server.metrics_port`` is set."""
+        url, endpoint = self.metrics_where()
+        headers = self.clients.headers_for("metrics")
+        text: str = self.caller.call(endpoint, lambda: prom.fetch(url, headers, self.timeout_s),
+                                     what="metrics scrape", timeout_s=self.timeout_s,
+                                     track_silence=track_silence)
+        return text
 
 
 def as_json(protocol: str) -> Dict[str, Any]:

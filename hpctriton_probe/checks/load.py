@@ -404,11 +404,11 @@ def _snapshot(ctx: CheckContext, protocol: str, models: List[str]) -> Dict[str, 
             stats[model] = {"error": failure.message}
     out: Dict[str, Any] = {"statistics": stats, "metrics": None}
     if ctx.server.metrics_port is not None:
-        url = "http://{}/metrics".format(ctx.server.url("metrics"))
         try:
-            text = prom.fetch(url, ctx.clients.headers_for("metrics"), ctx.timeout_s)
-            families = prom.parse(text)
+            families = prom.parse(ctx.scrape_metrics())
             out["metrics"] = {m: model_metrics(families, m) for m in models}
+        except CallFailure as failure:
+            out["metrics"] = {"error": failure.message}
         except Exception as exc:  # noqa: BLE001 - server figures are extras, never fatal
             out["metrics"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out

@@ -8,7 +8,8 @@ clients adds their requests to the difference.
 
 The batching ratio ``nv_inference_count / nv_inference_exec_count`` above 1 shows that
 dynamic batching merges requests. Triton serves metrics over plain HTTP on its own
-port (so a server reached over TLS gets no headers there: ``Clients.headers_for``);
+port (so a server reached over TLS gets no headers there: ``Clients.headers_for``,
+applied by ``CheckContext.scrape_metrics``, which every scrape goes through);
 without ``server.metrics_port`` the check is skipped, with that reason.
 """
 
@@ -42,28 +43,13 @@ SNAPSHOT_KEY = "metrics.before"
 Snapshot = Union[Dict[str, Dict[str, Any]], str]
 
 
-def _where(ctx: CheckContext) -> Tuple[str, str]:
-    """The metrics URL and the endpoint name calls are made under."""
-    path = ctx.options.path if ctx.options.path.startswith("/") else "/" + ctx.options.path
-    return ("http://{}{}".format(ctx.server.url("metrics"), path),
-            "metrics://{}".format(ctx.server.url("metrics")))
-
-
-def _scrape(ctx: CheckContext) -> str:
-    url, endpoint = _where(ctx)
-    headers = ctx.clients.headers_for("metrics")
-    text: str = ctx.caller.call(endpoint, lambda: prom.fetch(url, headers, ctx.timeout_s),
-                                what="metrics scrape", timeout_s=ctx.timeout_s)
-    return text
-
-
 def take_snapshot(ctx: CheckContext) -> None:
     """Every model's counters before the other checks, into ``ctx.shared``."""
     if ctx.server.metrics_port is None:
         return
     before: Snapshot
     try:
-        families = prom.parse(_scrape(ctx))
+        families = prom.parse(ctx.scrape_metrics())
         before = {model: model_counters(families, model) for model in ctx.models}
     except CallFailure as failure:
         before = failure.message
@@ -76,7 +62,7 @@ def _counts(values: Dict[str, Any], sign: str = "") -> List[str]:
     return [sign + str(values.get(k, 0)) for k in HEADLINE]
 
 
-def _model_entry(values: Dict[str, Any], counters: Dict[str, Any],
+def model_entry(values: Dict[str, Any], counters: Dict[str, Any],
                  before: Any) -> Tuple[str, MetricsModelDetails]:
     """The message and details of one model: the run's difference first, the totals
     since the server started after it."""
@@ -112,9 +98,9 @@ def run(ctx: CheckContext) -> Iterator[ResultEntry]:
         yield ctx.entry("http", None, "skip", "no server.metrics_port configured, so there "
                         "are no Prometheus metrics to scrape")
         return
-    url, _ = _where(ctx)
+    url, _ = ctx.metrics_where()
     try:
-        text = _scrape(ctx)
+        text = ctx.scrape_metrics()
     except CallFailure as failure:
         yield ctx.failure_entry("http", None, failure, started, {"url": url})
         return
@@ -146,7 +132,7 @@ def run(ctx: CheckContext) -> Iterator[ResultEntry]:
                             "loaded, or per-model metrics disabled)", {}, t0)
             continue
         before = snapshot.get(model) if isinstance(snapshot, dict) else snapshot
-        message, model_details = _model_entry(values, model_counters(families, model), before)
+        message, model_details = model_entry(values, model_counters(families, model), before)
         yield ctx.entry("http", model, "pass", message, dict(model_details), t0)
 
 

@@ -71,18 +71,28 @@ LATE_SHARE_LIMIT = 0.01
 LATE_MIN_COUNT = 3
 #: ... or when a worker needs more than this share of a core (the self-check's figure).
 CORE_LIMIT = 0.9
-#: A step plans this many times ``min_requests``, so that Poisson arrivals (which vary
-#: by about the square root of their count) still bring enough.
+#: A step plans at least this many times ``min_requests`` ...
 PLAN_FACTOR = 1.25
+#: ... and at least ``min_requests`` plus this many standard deviations of a Poisson
+#: count: with 1.25x alone a small ``min_requests`` (44 for p90) fell short about once
+#: in 50 searches on a perfect queue (simulated), and a step short of requests fails.
+PLAN_SIGMAS = 3.0
 CLIENT_BOUND = "client-bound: add tasks or workers"
 #: The short names of the objective's bounds, as the sentence shows them.
 BOUND_LABELS = {"latency_ms": "", "ttft_ms": "TTFT ", "itl_ms": "ITL "}
 
 
+def planned_requests(min_requests: int) -> float:
+    """How many requests a step plans for: enough that Poisson arrivals bring at least
+    ``min_requests`` in all but about one step in a thousand."""
+    return max(PLAN_FACTOR * min_requests,
+               min_requests + PLAN_SIGMAS * math.sqrt(min_requests))
+
+
 def step_windows(rate: float, min_requests: int, window_s: float) -> int:
     """How many measurement windows a step at ``rate`` runs to measure
-    ``PLAN_FACTOR * min_requests`` requests (at least one)."""
-    return max(1, int(math.ceil(PLAN_FACTOR * min_requests / (rate * window_s) - 1e-9)))
+    :func:`planned_requests` requests (at least one)."""
+    return max(1, int(math.ceil(planned_requests(min_requests) / (rate * window_s) - 1e-9)))
 
 
 def default_min_requests(percentile: float) -> int:
@@ -223,6 +233,43 @@ def judge(rate: float, figures: StepFigures, objective: Dict[str, Any]) -> Step:
 
 def _ms_text(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.1f} ms"
+
+
+def step_text(step: Mapping[str, Any], objective: Mapping[str, Any]) -> str:
+    """How a search step's result entry begins: the step, its rate and what it showed,
+    worded so that a step over the objective reads as what a search expects (its entry
+    passes: ``docs/capacity.md``, "Results"). ``step`` is a ``schema.CapacityStep``::
+
+        >>> step_text(step, {"percentile": 99, "latency_ms": 100})
+        'search step 2 at 40 req/s: p99 265.0 ms > 100 ms; 73 of 90 requests over the
+        bound (over the objective, as a search expects: it narrows below 40 req/s)'
+    """
+    rate = _rate_text(step.get("rate_per_s"))
+    head = "search step {} at {} req/s".format(step.get("step"), rate)
+    verdict = step.get("verdict")
+    if verdict == INVALID:
+        return "{}: INVALID, not the server's capacity: {}".format(head, step.get("reason"))
+    share = float(objective.get("percentile", 99.0)) / 100.0
+    label = percentile_label(100 * share)
+    shown = []
+    for name, value in (step.get("percentiles_ms") or {}).items():
+        bound = objective.get(name)
+        text = "{}{} {}".format(BOUND_LABELS.get(name, ""), label, _ms_text(value))
+        if value is not None and bound is not None:
+            text += " {} {:g} ms".format(">" if value > float(bound) else "≤", float(bound))
+        shown.append(text)
+    over, requests = int(step.get("over_bound") or 0), int(step.get("requests") or 0)
+    counts = f"{over} of {requests} requests over the bound"
+    figures = "{}; {}".format(", ".join(shown), counts) if shown else counts
+    if verdict == PASS:
+        return (f"{head}: {figures}, early stopping needs {step.get('needed')} "
+                f"(within the objective: the answer is at least {rate} req/s)")
+    if over > (1.0 - share) * requests:
+        return (f"{head}: {figures} (over the objective, as a search expects: it narrows "
+                f"below {rate} req/s)")
+    return (f"{head}: {figures}, too few to claim {label} within the bound at 99 % "
+            f"confidence (early stopping needs {step.get('needed')}): counted as over the "
+            f"objective, the search narrows below {rate} req/s")
 
 
 def late_ms(objective: Mapping[str, Any]) -> float:

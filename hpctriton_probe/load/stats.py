@@ -44,6 +44,7 @@ import io
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 from hpctriton_probe.load.hist import Histogram
+from hpctriton_probe.load.search import step_text
 
 if TYPE_CHECKING:
     from hpctriton_probe.schema import (
@@ -612,8 +613,8 @@ def entries(load: Dict[str, Any], point: Dict[str, Any], *, rank: Optional[int] 
             # measured (INVALID: the client could not keep the schedule).
             details["search_step"] = step
             status = "fail" if step.get("verdict") == "INVALID" else "pass"
-            message = "search step {}: {} ({}); {}".format(
-                step.get("step"), step.get("verdict"), step.get("reason"), message)
+            objective = (load.get("search") or {}).get("objective") or {}
+            message = f"{step_text(step, objective)}; {message}"
         out.append({"check": "load", "protocol": load.get("protocol"), "model": model,
                     "status": status,
                     "duration_s": round(float((point.get("client") or {}).get("wall_s") or 0), 4),

@@ -61,8 +61,10 @@ def expand_headers(headers: Mapping[str, str],
 
     White space around a value is not part of it (RFC 9110) and is removed: a token
     read from a file usually ends with a line break. A line break or another control
-    character inside a value is an error. Messages name the header, never its value
-    (nor the variable's): values are secrets (``redact``)."""
+    character inside a value is an error, and so is any character beyond ASCII (RFC 9110
+    field values: visible ASCII, space and tab; the config refuses the same before).
+    Messages name the header, never its value (nor the variable's): values are secrets
+    (``redact``)."""
     env = os.environ if environ is None else environ
     out = {}
     for key, value in headers.items():
@@ -80,6 +82,11 @@ def expand_headers(headers: Mapping[str, str],
             raise SpecError(f"server.headers.{key}: its value holds a control character "
                             f"(U+{ord(bad[0]):04X}: a line break?), which no HTTP or gRPC "
                             "header can carry")
+        if any(ord(c) > 126 for c in stripped):
+            # which character is not said: it is part of a secret
+            raise SpecError(f"server.headers.{key}: its value holds a character beyond "
+                            "ASCII, which no HTTP or gRPC header can carry (only visible "
+                            "ASCII, space and tab)")
         out[key] = stripped
     return out
 
