@@ -15,6 +15,7 @@ do) and the nvidia-pytriton wheel. Run: ``.venv/bin/python benchmarks/submit_col
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -123,6 +124,7 @@ def notice_latency(run: Run, samples: int = 10) -> list[float]:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hpct-bench-"))
+    os.environ["XDG_STATE_HOME"] = str(tmp / "state")  # its runs stay out of your run index
     workdir = make_workdir("slurm")
     slurm = start_slurm(workdir=workdir)
     sshd = start_sshd(path_prepend=[ROOT / "tests" / "stand-ins", Path(sys.executable).parent],

@@ -202,6 +202,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="hpct-sweep-"))
+    os.environ["XDG_STATE_HOME"] = str(tmp / "state")  # its runs stay out of your run index
     workdir = make_workdir("slurm")
     slurm = _start_slurm(workdir)
     sshd = start_sshd(path_prepend=[ROOT / "tests" / "stand-ins", Path(sys.executable).parent],
