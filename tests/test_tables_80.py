@@ -1,11 +1,23 @@
 """Every table fits an 80-column terminal without cutting a number (issue 16, point 4):
 report, load, compare, status and runs tables, at rich's width forced to 80, through
-the CLI (``COLUMNS=80``) and the renderers (``Console(width=80)``)."""
+the CLI (``COLUMNS=80``) and the renderers (``Console(width=80)``); and so do the lines
+``hpctriton check`` prints.
+
+``tests/data/report_demo_models`` holds the results of a real ``hpctriton check``
+(health, metadata, infer, statistics on ``simple``, ``token_streamer`` and
+``identity_all_types``: 28 checks) against ``hpctriton.testing.start_triton``, written
+with ``--results`` and put in a run folder (its run id renamed, a ``run.json`` and a
+``state.json`` beside it). Its longest model name and words such as ``max_batch_size``
+made every column of the results table too wide for 80 columns: before the narrow layout
+it was printed as a vertical list of 198 lines.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +26,7 @@ from rich.table import Table
 
 from hpctriton.cli import cli
 from hpctriton.report import compare_runs
+from hpctriton.report.check_lines import ResultLines
 from hpctriton.report.fit import fits, fitted, needed_width
 from hpctriton.report.notebook import Results
 from hpctriton.report.run_tables import runs_table, status_table
@@ -25,6 +38,7 @@ from hpctriton.schedulers import JobRef, JobState
 
 DATA = Path(__file__).parent / "data"
 RUNS = [DATA / "report_run_a", DATA / "report_run_b", DATA / "report_sweep"]
+DEMO = DATA / "report_demo_models"
 
 
 def assert_fits_80(text: str) -> None:
@@ -138,3 +152,110 @@ def test_cli_tables_fit_when_columns_is_80(tmp_path: Path) -> None:
         result = runner.invoke(cli, args, env=env)
         assert result.exit_code in (0, 1), result.output
         assert_fits_80(result.stdout)
+
+
+# ------------------------------------------------- the results of 28 checks, narrow
+
+
+def _header(text: str) -> str:
+    """The results table's column header row (empty when there is no table)."""
+    return next((line for line in text.splitlines() if line.startswith("┃ check")), "")
+
+
+def test_28_results_at_80_columns_stay_a_table_without_protocol_and_time() -> None:
+    results = Results.from_run_dir(DEMO)
+    assert len(results.checks) == 28
+    runner = CliRunner()
+    text = runner.invoke(cli, ["report", str(DEMO)], env={"COLUMNS": "80"}).stdout
+    assert_fits_80(text)
+    assert len(text.splitlines()) < 90, len(text.splitlines())  # was 198, vertical
+    header = _header(text).split()
+    assert header == ["┃", "check", "┃", "model", "┃", "status", "┃", "message", "┃"]
+    assert "(protocol and time left out to fit: --wide)" in text
+    body = text.split(_header(text))[1]
+    assert body.count("│ pass ") == 28  # one row per check result
+    assert "│ identity_all_types │" in body  # the model column: as wide as its names
+    # what a narrow table keeps is what print_results prints at that width
+    assert text.rstrip("\n") == rendered(lambda c: print_results(results, c)).rstrip("\n")
+
+
+def test_wide_results_show_protocol_and_time() -> None:
+    runner = CliRunner()
+    # at 80 columns every column does not fit: --wide shows them, one row at a time
+    text = runner.invoke(cli, ["report", str(DEMO), "--wide"], env={"COLUMNS": "80"}).stdout
+    assert_fits_80(text)
+    blocks = re.findall(r"protocol +(\w+)", text)
+    assert len(blocks) == 28 and set(blocks) == {"http", "grpc"}
+    assert len(re.findall(r"time +\d+ ms", text)) == 28
+    # where they fit, every column is in the table, --wide or not
+    for args in (["report", str(DEMO)], ["report", str(DEMO), "--wide"]):
+        wide = runner.invoke(cli, args, env={"COLUMNS": "120"}).stdout
+        assert "protocol" in _header(wide) and "time" in _header(wide)
+        assert "left out to fit" not in wide
+
+
+def _entries() -> list[dict[str, Any]]:
+    document = json.loads((DEMO / "results" / "0" / "results.json").read_text())
+    return list(document["checks"])
+
+
+@pytest.mark.parametrize("width", [120, 80, 60, 40, 20])
+@pytest.mark.parametrize("wide", [False, True], ids=["main", "wide"])
+def test_check_lines_fit_their_width_and_keep_every_word(width: int, wide: bool) -> None:
+    entries = _entries()
+    lines = ResultLines(width, checks=["health", "metadata", "infer", "statistics"],
+                        models=["simple", "token_streamer", "identity_all_types"], wide=wide)
+    for entry in entries:
+        shown = lines.lines(entry)
+        assert all(len(line) <= width for line in shown), shown
+        words = " ".join(shown).split()
+        if width >= 40:  # no word is split: each is there whole
+            for word in str(entry["message"]).split():
+                assert word in words, (word, shown)
+    # every column needs 84 characters with 32 of message (64 with 12, --wide), the
+    # narrow ones 49 (with 12): below, each result is folded whole over indented lines
+    layout = lines.layout()
+    assert (layout is None) == (width < (64 if wide else 49))
+    assert layout is None or ("protocol" in layout.columns) == (wide or width >= 84)
+    assert (lines.note() is not None) == (not wide and 49 <= width < 84)
+
+
+def test_check_lines_widen_for_a_name_they_were_not_told() -> None:
+    lines = ResultLines(80)
+    entry = {"status": "pass", "check": "infer", "protocol": "grpc",
+             "model": "a_model_name_nobody_announced", "duration_s": 0.25,
+             "message": "1 output(s) ok in 250.0 ms"}
+    shown = lines.lines(entry)
+    assert shown == ["PASS  infer      a_model_name_nobody_announced  1 output(s) ok in 250.0 ms"]
+
+
+@pytest.mark.service
+def test_check_lines_fit_80_columns_at_the_command_line(triton: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    monkeypatch.chdir(tmp_path)
+    models = ["simple", "token_streamer", "identity_all_types"]
+    args = ["check", "--http-url", f"127.0.0.1:{triton.http_port}",
+            "--grpc-url", f"127.0.0.1:{triton.grpc_port}",
+            *(a for m in models for a in ("--model", m)),
+            "--checks", "health,metadata,infer,statistics"]
+    runner = CliRunner()
+    result = runner.invoke(cli, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert_fits_80(result.stdout)
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("PASS ") for line in lines) == 28
+    assert "(protocol and time left out to fit: --wide)" in lines
+    assert lines[-1] == "OK: 28 passed, 0 failed, 0 errors, 0 skipped"
+    # --wide keeps protocol and time on every line, still within 80 columns
+    wide = runner.invoke(cli, [*args, "--wide"], env={"COLUMNS": "80"})
+    assert_fits_80(wide.stdout)
+    assert len(re.findall(r"^PASS +\w+ +(?:http|grpc) +\S+ +\d\.\d{3}s ", wide.stdout,
+                          re.MULTILINE)) == 28
+    # width unknown (no COLUMNS, not a terminal): the probe's lines, whole
+    whole = runner.invoke(cli, args, env={"COLUMNS": None})
+    assert any(len(line) > 80 for line in whole.stdout.splitlines())
+    assert "left out to fit" not in whole.stdout
+    # --json: the results document, as it was
+    as_json = runner.invoke(cli, [*args, "--json"], env={"COLUMNS": "80"})
+    assert len(json.loads(as_json.stdout)["checks"]) == 28

@@ -7,8 +7,9 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +21,11 @@ from hpctriton.cli.app import (
     json_option,
     set_option,
     shell_command,
+    wide_option,
 )
+
+if TYPE_CHECKING:
+    from hpctriton_probe.schema import ResultEntry
 
 
 @cli.command()
@@ -37,29 +42,48 @@ from hpctriton.cli.app import (
               help="Write results.json here.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
               help="Write JUnit XML here.")
+@wide_option
 @json_option
 @handle_errors
 def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | None,
           grpc_url: str | None, metrics_url: str | None, models: tuple[str, ...],
           checks_csv: str | None, results_path: str | None, junit_path: str | None,
-          as_json: bool) -> None:
+          wide: bool, as_json: bool) -> None:
     """Run the probe here and now against a Triton server (no job, no cluster).
 
     Exit 0 when every check passed (skips allowed), 1 when one failed or errored.
-    A capacity search's sentence is printed just before the verdict line.
+    A capacity search's sentence is printed just before the verdict line. At a terminal
+    (or with COLUMNS set) no line is wider than it: a narrow one leaves out protocol
+    and time (--wide keeps them) and wraps messages, as `report` does.
     """
     # flags only: the probe alone (no config models, no pydantic); with a config file or
     # --set: the config models too. Never a table library or the template engine.
+    from hpctriton.report.check_lines import ResultLines, terminal_width, wrap
     from hpctriton.tools import check as here
     from hpctriton_probe.cli import format_line
 
     checks = [c.strip() for c in (checks_csv or "").split(",") if c.strip()]
-    printer = None if as_json else (lambda entry: click.echo(format_line(entry)))
+    width = terminal_width()
+
+    fitted: ResultLines | None = None  # at a known width: lines that fit it
+
+    def printer_for(model_names: Sequence[str], check_names: Sequence[str]
+                    ) -> Callable[[ResultEntry], None] | None:
+        nonlocal fitted
+        if as_json:
+            return None
+        if width is None:  # a pipe or a file: the probe's lines, whole
+            return lambda entry: click.echo(format_line(entry))
+        lines = fitted = ResultLines(width, checks=check_names, models=model_names,
+                                     wide=wide)
+        return lambda entry: click.echo("\n".join(lines.lines(entry)))
+
     names = here.flag_names(config_path, http_url=http_url, grpc_url=grpc_url)
     if here.config_source(config_path, http_url=http_url, grpc_url=grpc_url) is None \
             and not overrides:
         task = here.flags_task(http_url=http_url, grpc_url=grpc_url, metrics_url=metrics_url,
                                models=models, checks=checks)
+        printer = printer_for(task.models, [c.name for c in task.checks])
         documents = here.run_tasks([task], on_result=printer, field_names=names)
         ok, line = here.verdict(documents[0])
         # the sentence of each capacity search, as the probe worded it (``load.search``)
@@ -72,6 +96,7 @@ def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | N
         config = here.config_for_check(config_path, overrides=overrides, http_url=http_url,
                                        grpc_url=grpc_url, metrics_url=metrics_url,
                                        models=models, checks=checks)
+        printer = printer_for(list(config.models), [c.name for c in config.checks])
         results = here.check(config, on_result=printer, field_names=names)
         documents = [t.data for t in results.tasks]
         ok, line = results.ok, summary_line(results)
@@ -89,9 +114,9 @@ def check(config_path: str | None, overrides: tuple[str, ...], http_url: str | N
     if as_json:
         emit_json(document)
     else:
-        for text in lead:  # the answer of a capacity search first, then the verdict
-            click.echo(text)
-        click.echo(line)
+        note = fitted.note() if fitted is not None else None  # protocol and time left out
+        for text in [*([note] if note else []), *lead, line]:  # capacity, then the verdict
+            click.echo("\n".join(wrap(text, width, indent="  ")))
     sys.exit(0 if ok else 1)
 
 

@@ -238,6 +238,16 @@ def collect_all(ref: str | None, max_mb: int | None, as_json: bool) -> None:
 # --------------------------------------------------------------------- history
 
 
+def _config_name(config_path: str) -> str | None:
+    """The config's ``name:`` (read on its own, as its runs_dir is): its runs are judged
+    against the baseline of that name, as ``submit --wait`` judges them for notify."""
+    from hpctriton.config import yamlsrc
+
+    data = yamlsrc.load(config_path).data
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 @cli.command()
 @click.argument("schedule_ref", metavar="[SCHEDULE]", required=False)
 @click.option("-c", "--config", "config_path", default=None, type=click.Path(dir_okay=False),
@@ -246,7 +256,7 @@ def collect_all(ref: str | None, max_mb: int | None, as_json: bool) -> None:
               help="Write one HTML page with trend lines here.")
 @click.option("--baseline", "baseline_name", metavar="NAME",
               help="Judge regressions against this baseline (default: the baseline named "
-                   "like the schedule, if one is set).")
+                   "like the schedule, or with -c like the config's name:, if one is set).")
 @tolerance_option
 @click.option("--refresh", is_flag=True,
               help="Read the schedule's record on the cluster first (one SSH call; "
@@ -269,7 +279,9 @@ def history(schedule_ref: str | None, config_path: str | None, html_path: str | 
 
         root = cli_runs_root(None, config_path)
         hist = runs_history(list_runs(root), f"runs in {root}",
-                            baseline=baseline_record(None, baseline_name), tolerances=tol)
+                            baseline=baseline_record(None, baseline_name,
+                                                     config_name=_config_name(config_path)),
+                            tolerances=tol)
     else:
         from hpctriton.runs import schedules
 

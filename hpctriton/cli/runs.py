@@ -70,6 +70,24 @@ def collect_quietly(run: Any) -> Any:
     return report
 
 
+def notify_after_collect(run: Any, *, ended: bool) -> Any:
+    """``notify:`` for the run just collected (docs/monitoring.md): said on stderr; a
+    notification that failed changes no exit code. Returns the notice (for ``--json``)."""
+    from hpctriton.tools.monitor import notify_run
+
+    notice = notify_run(run.record, ended=ended)
+    if notice.notified is not None:
+        click.echo(f"hpctriton: notified: {run.run_id} {notice.notified['event']}", err=True)
+    for problem in notice.problems:
+        click.echo(f"hpctriton: notify failed: {problem}", err=True)
+    return notice
+
+
+def notify_json(notice: Any) -> dict[str, Any]:
+    """``{"notify": ...}`` in ``--json`` output when the config has ``notify:``."""
+    return {"notify": notice.to_json()} if notice.configured else {}
+
+
 def outcome_code(status: Any) -> int:
     """0 when every task succeeded (or is still going), 1 when any ended badly."""
     bad = {"failed", "timeout", "cancelled"}
@@ -126,10 +144,11 @@ def submit(config_path: str, cluster: str | None, backend: str | None,
         status = run.wait(timeout_s=timeout_s, progress=not as_json, collect=False,
                           **({"on_change": reasons_on_stderr()} if as_json else {}))
         report = collect_quietly(run)
+        notice = notify_after_collect(run, ended=status.done)
         results = run.results()
         if as_json:
             emit_json({**status_json(run, status), "collected": report.to_json(),
-                       "results": results.to_json()})
+                       "results": results.to_json(), **notify_json(notice)})
         else:
             print_status(run, status)
             click.echo(f"collected {len(report.fetched)} task(s) into {report.target}")
@@ -176,8 +195,10 @@ def wait(run_ref: str | None, runs_dir: str | None, config_path: str | None,
                       **({"on_change": reasons_on_stderr()} if as_json else {}))
         report = collect_quietly(run) if do_collect and st.done else None
         collected = report.to_json() if report is not None else None
+        notice = notify_after_collect(run, ended=True) if report is not None else None
         if as_json:
-            emit_json({**status_json(run, st), "collected": collected})
+            emit_json({**status_json(run, st), "collected": collected,
+                       **(notify_json(notice) if notice is not None else {})})
         else:
             print_status(run, st)
             if report is not None:
@@ -270,8 +291,11 @@ def collect(run_ref: str | None, runs_dir: str | None, config_path: str | None,
             report = run.collect(out_dir, max_mb=max_mb)
         except CollectIncomplete as exc:
             failure, report = exc, exc.report
+        # -o: the results are not in the run folder, so the run is not judged here
+        notice = notify_after_collect(run, ended=False) if out_dir is None else None
         if as_json:
-            emit_json({"run_id": run.run_id, **report.to_json()})
+            emit_json({"run_id": run.run_id, **report.to_json(),
+                       **(notify_json(notice) if notice is not None else {})})
         else:
             click.echo(f"run {run.run_id}: fetched {len(report.fetched)} task(s), "
                        f"{len(report.already)} already here, into {report.target}")

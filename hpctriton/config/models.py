@@ -428,8 +428,9 @@ NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("failed", "regressed", "missing")
 
 
 class NotifyConfig(_Strict):
-    """``notify:``: what to run on the machine that collects when a scheduled run fails,
-    regresses or does not happen (``hpctriton collect --all``; docs/monitoring.md).
+    """``notify:``: what to run on the machine that collects when a run fails,
+    regresses or does not happen (``hpctriton collect --all``; ``submit --wait``, ``wait``
+    and ``collect RUN`` for a run outside a schedule; docs/monitoring.md).
 
     ``command`` is shell text by design (it runs here, with ``sh -c``, never on the
     cluster); it gets the event's JSON on stdin and ``HPCTRITON_RUN_ID``,
@@ -477,7 +478,7 @@ class Config(_Strict):
     default_cluster: str | None = None
     #: Local folder of run records; relative to the config file's folder.
     runs_dir: str = "hpctriton-runs"
-    #: Alerts for scheduled runs that fail, regress or go missing (docs/monitoring.md).
+    #: Alerts for runs that fail, regress or go missing (docs/monitoring.md).
     notify: NotifyConfig | None = None
     #: Folder relative paths are resolved against (the config file's); not in the file.
     base_dir: Path = Field(default=Path("."), exclude=True, json_schema_extra={"readOnly": True})

@@ -9,12 +9,20 @@ are printed as a vertical list.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from hpctriton.report.compare_text import diff_text, shown_rows, value_text
-from hpctriton.report.fit import fitted
+from hpctriton.report.fit import (
+    MIN_TEXT_WIDTH,
+    RESULT_COLUMNS,
+    fitted,
+    left_out_note,
+    result_layouts,
+)
 from hpctriton.report.htmlkit import fmt_level
 from hpctriton.report.summary import capacity_lines, problem_lines, summary_line
 from hpctriton.results.compare import Comparison, MetricRow
@@ -24,28 +32,39 @@ from hpctriton.results.model import Results
 STATUS_STYLE = {"pass": "green", "fail": "red", "error": "red bold", "skip": "yellow"}
 
 
-def results_table(results: Results, title: str | None = None) -> Table:
-    """One row per check result; a task column when there is more than one task.
+def results_table(results: Results, title: str | None = None, *,
+                  columns: Sequence[str] = RESULT_COLUMNS,
+                  message_width: int = MIN_TEXT_WIDTH) -> Table:
+    """One row per check result, with ``columns`` (of :data:`RESULT_COLUMNS`, in their
+    order); a task column when there is more than one task. Check and model names never
+    wrap (a model column is as wide as its longest name); the message wraps, in a column
+    at least ``message_width`` wide (or as wide as the longest message, if shorter).
 
     Example::
 
         >>> Console().print(results_table(run.results()))
+        >>> Console().print(results_table(run.results(),
+        ...                                columns=result_layouts()[-1].columns))
     """
     many = len(results.tasks) > 1
     table = Table(title=title or (f"run {results.run_id}" if results.run_id else None))
     if many:
         table.add_column("task", justify="right", no_wrap=True)
-    for name in ("check", "protocol", "model", "status", "time", "message"):
-        number = name in ("status", "time")
+    shown = [name for name in RESULT_COLUMNS if name in columns]
+    longest = max((len(line) for c in results.checks for line in c.message.splitlines()),
+                  default=0)
+    for name in shown:
         table.add_column(name, justify="right" if name == "time" else "left",
-                         no_wrap=number, overflow="fold")
+                         no_wrap=name != "message", overflow="fold",
+                         min_width=min(message_width, longest) if name == "message" else None)
     for c in results.checks:
         style = STATUS_STYLE.get(c.status, "white")
         # what the server or the config said is text, never rich markup
-        row: list[str | Text] = [
-            Text(c.check), Text(c.protocol or ""), Text(c.model or ""),
-            Text(c.status, style=style), f"{c.duration_s * 1000:.0f} ms", Text(c.message)]
-        table.add_row(*([str(c.task)] if many else []), *row)
+        cells: dict[str, str | Text] = {
+            "check": Text(c.check), "protocol": Text(c.protocol or ""),
+            "model": Text(c.model or ""), "status": Text(c.status, style=style),
+            "time": f"{c.duration_s * 1000:.0f} ms", "message": Text(c.message)}
+        table.add_row(*([str(c.task)] if many else []), *(cells[name] for name in shown))
     return table
 
 
@@ -110,9 +129,10 @@ def load_table(points: list[LoadPoint], title: str | None = "load", *,
 def print_results(results: Results, console: Console | None = None, *,
                   wide: bool = False) -> None:
     """The capacity sentences of capacity searches (first), the results table, the load
-    table when the load check ran, and the verdict;
-    every column of the load table when ``wide``. Tables that do not fit the console's
-    width are printed as vertical lists (:mod:`hpctriton.report.fit`).
+    table when the load check ran, and the verdict; every column of the results and
+    load tables when ``wide`` (else a narrow terminal shows the results without their
+    protocol and time). Tables that do not fit the console's width even so are printed
+    as vertical lists (:mod:`hpctriton.report.fit`).
 
     Example::
 
@@ -122,7 +142,13 @@ def print_results(results: Results, console: Console | None = None, *,
     for line in capacity_lines(results):  # the answer first: capacity under an objective
         console.print(line, style="bold", markup=False, highlight=False)
     if results.checks:
-        console.print(fitted(results_table(results), console))
+        # every column when they fit; else without protocol and time (unless wide)
+        full, *narrower = [results_table(results, columns=lay.columns,
+                                         message_width=lay.message_width)
+                           for lay in result_layouts(wide)]
+        for table in narrower:
+            table.caption = left_out_note(str(c.header) for c in table.columns)
+        console.print(fitted(full, console, narrower))
     points = results.load_points()
     if points:
         console.print(fitted(load_table(points, wide=wide), console))

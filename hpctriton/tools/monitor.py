@@ -1,6 +1,8 @@
 """Monitoring, put together: collect every ended link of a schedule in one stream, build
 its history, and notify (once per run and event) about runs that failed, regressed or
-went missing. The pieces: :mod:`hpctriton.runs.schedules` (the chain),
+went missing; and :func:`notify_run`, the same alert for one run that ``submit --wait``,
+``wait`` or ``collect RUN`` just collected (cron on DiCOS or this machine, where there is
+no schedule). The pieces: :mod:`hpctriton.runs.schedules` (the chain),
 :func:`hpctriton.runs.collect.collect_many` (one tar stream), :mod:`hpctriton.results.history`
 and :mod:`hpctriton.results.regression` (verdicts), :mod:`hpctriton.tools.notify`.
 """
@@ -11,10 +13,11 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hpctriton.errors import HpctritonError
-from hpctriton.results.history import History, schedule_history
+from hpctriton.results.history import History, run_of, schedule_history
 from hpctriton.results.regression import Tolerance
 from hpctriton.runs import baselines, watch
 from hpctriton.runs.collect import CollectReport, collect_many
@@ -57,9 +60,12 @@ class CollectAll:
                 "history": self.history.to_json()}
 
 
-def baseline_record(schedule: Schedule | None, name: str | None) -> RunRecord | None:
-    """The baseline asked for by name, else the one named like the schedule (if set)."""
-    wanted = name or (schedule.baseline or schedule.name if schedule is not None else None)
+def baseline_record(schedule: Schedule | None, name: str | None, *,
+                    config_name: str | None = None) -> RunRecord | None:
+    """The baseline asked for by name, else the one named like the schedule (if set), else
+    (runs outside a schedule) the one named like the config's ``name:`` (if set)."""
+    wanted = name or (schedule.baseline or schedule.name if schedule is not None
+                      else config_name)
     if wanted is None:
         return None
     found = baselines.get_baseline(wanted) if name else baselines.find_baseline(wanted)
@@ -118,6 +124,9 @@ def notify_history(schedule: Schedule, history: History, result: CollectAll) -> 
     for run in history.runs:
         if run.verdict == "ok" or done.get(run.run_id) == run.verdict:
             continue
+        if run.path is not None and _notified_verdict(run.path) == run.verdict:
+            done[run.run_id] = run.verdict  # `collect RUN` told already
+            continue
         event = Event(run.verdict, run.run_id, schedule.name, schedule.cluster, schedule.host,
                       run.started_at, run.due_at, run.reasons,
                       str(run.path) if run.path else None)
@@ -125,6 +134,8 @@ def notify_history(schedule: Schedule, history: History, result: CollectAll) -> 
         result.notify_problems += problems
         if not problems and run.verdict in notify.on:
             result.notified.append(event.to_json())
+            if run.path is not None and run.path.is_dir():
+                _remember(run.path, run.run_id, run.verdict)
         done[run.run_id] = run.verdict
     atomic_write(schedule.path / NOTIFIED, json.dumps(done, indent=1) + "\n")
 
@@ -141,3 +152,81 @@ def history_of_schedule(schedule: Schedule, *, refresh: bool = False,
         members = local_members(schedule)
     return schedule_history(schedule, members, baseline=baseline_record(schedule, baseline),
                             tolerances=tolerances)
+
+
+# ------------------------------------------------------------- one run, no schedule
+
+
+@dataclass
+class RunNotice:
+    """What :func:`notify_run` did: whether the config has ``notify:``, the verdict it
+    judged (None: nothing collected to judge), the event it delivered, and why a
+    notification failed."""
+
+    configured: bool = False
+    verdict: str | None = None
+    notified: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "notified": self.notified,
+                "notify_problems": self.problems}
+
+
+def _notified_verdict(run_dir: Path) -> str | None:
+    """The verdict last notified for the run in ``run_dir`` (its ``notified.json``)."""
+    try:
+        data = json.loads((run_dir / NOTIFIED).read_text(encoding="utf-8"))
+        return str(data.get("verdict")) if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _remember(run_dir: Path, run_id: str, verdict: str) -> None:
+    try:
+        atomic_write(run_dir / NOTIFIED,
+                     json.dumps({"run_id": run_id, "verdict": verdict}, indent=1) + "\n")
+    except OSError as exc:  # told again next time: better than an exception after a send
+        log.warning("run %s: cannot remember the notification: %s", run_id, exc)
+
+
+def notify_run(record: RunRecord, *, ended: bool = False) -> RunNotice:
+    """After a run outside a schedule was collected (``submit --wait``, ``wait``,
+    ``collect RUN``): when its config has ``notify:``, judge it as ``history`` does and
+    send ``failed`` (a check failed or erred, or, with ``ended``, the run ended without
+    results) or ``regressed`` (against the baseline named like the config's ``name:``,
+    when one is set), as ``notify.on`` allows. Once per run and verdict: a delivered
+    event is remembered in the run folder's ``notified.json``, one that failed is sent
+    again by the next collect. Never raises for the notification: problems are returned
+    (the caller says them on stderr; they change no exit code)."""
+    try:
+        config = record.config()
+    except HpctritonError as exc:
+        return RunNotice(problems=[f"notify: {str(exc).splitlines()[0]}"])
+    notify = config.notify
+    if notify is None:
+        return RunNotice()
+    try:
+        baseline = baseline_record(None, None, config_name=config.name)
+        judged = run_of(record, baseline=baseline)
+    except (HpctritonError, OSError, ValueError) as exc:
+        return RunNotice(True, problems=[f"notify: run {record.run_id} not judged: "
+                                         f"{str(exc).splitlines()[0]}"])
+    if judged is None:
+        if not ended:
+            return RunNotice(True)  # nothing collected yet: a later collect judges it
+        verdict = "failed"
+        reasons = ["no results: the job ended before the probe wrote any"]
+        started_at = None
+    else:
+        verdict, reasons, started_at = judged.verdict, judged.reasons, judged.started_at
+    notice = RunNotice(True, verdict)
+    if verdict not in notify.on or _notified_verdict(record.path) == verdict:
+        return notice
+    event = Event(verdict, record.run_id, None, record.cluster, record.host, started_at,
+                  None, reasons, str(record.path))
+    notice.problems = send(notify, event)
+    if not notice.problems:
+        notice.notified = event.to_json()
+        _remember(record.path, record.run_id, verdict)
+    return notice

@@ -1,6 +1,7 @@
 """``notify:``: tell someone when a scheduled run fails, regresses or goes missing.
 
-Runs on the machine that collects (``hpctriton collect --all``), never on the cluster.
+Runs on the machine that collects (``hpctriton collect --all``; for a run outside a
+schedule ``submit --wait``, ``wait`` and ``collect RUN``), never on the cluster.
 A ``command`` runs with ``sh -c`` (shell text by design, the user's own), the event as
 JSON on stdin and in environment variables; a ``url`` receives the same JSON as a POST
 (``urllib``, HTTPS certificates verified). A notification that fails is reported as a
